@@ -1,0 +1,202 @@
+"""The locking state machine's promises (issue 2, item 6), each on the real ASL under moto."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.statemachine.conftest import Machine
+from tests.support.faults import ecs_run_task_fails
+from tests.support.stack import finish_task, running_task_arns, wait_for
+
+
+def env_of(machine: Machine, task_arn: str) -> dict[str, str]:
+    task = machine.ecs.describe_tasks(cluster=machine.stack.cluster_arn, tasks=[task_arn])["tasks"][
+        0
+    ]
+    (override,) = task["overrides"]["containerOverrides"]
+    assert override["name"] == machine.stack.container
+    return {e["name"]: e["value"] for e in override["environment"]}
+
+
+def test_a_run_succeeds_frees_the_lock_and_fences_the_task(machine: Machine) -> None:
+    first = machine.start("first")
+    task = machine.wait_task_of(first)
+    held = machine.lock()
+    assert held["Owner"] == first
+    assert held["Token"] == "1"
+    assert held["StateMachineArn"] == machine.stack.state_machine_arn
+    assert held["TimeoutSeconds"] == str(machine.input()["timeoutSeconds"])
+    assert held["AcquiredAt"]
+    assert env_of(machine, task) == {"LOCK_ID": "sample", "LOCK_OWNER": first, "LOCK_TOKEN": "1"}
+
+    finish_task(machine.stack, task, exit_code=0)
+    done = machine.wait_done(first)
+    assert done["status"] == "SUCCEEDED"
+    lock = machine.lock()
+    assert "Owner" not in lock
+    assert lock["LastOwner"] == first
+    assert lock["LastOutcome"] == "SUCCEEDED"
+    assert lock["LastReleasedBy"] == "state-machine"
+    assert lock["LastReleasedAt"]
+    assert machine.transitions(first) == 3
+
+    second = machine.start("second")
+    task2 = machine.wait_task_of(second)
+    assert machine.lock()["Token"] == "2", "every acquisition increments the fencing token"
+    assert env_of(machine, task2)["LOCK_TOKEN"] == "2"
+    finish_task(machine.stack, task2)
+    assert machine.wait_done(second)["status"] == "SUCCEEDED"
+
+
+def test_an_overlapping_run_is_a_skip_that_names_the_holder(machine: Machine) -> None:
+    holder = machine.start("holder")
+    task = machine.wait_task_of(holder)
+    before = machine.lock()
+
+    skipped = machine.start("overlap")
+    done = machine.wait_done(skipped)
+    assert done["status"] == "SUCCEEDED"
+    output = json.loads(done["output"])
+    assert output["skipped"]["holder"]["Item"]["Owner"]["S"] == holder
+    assert output["skipped"]["holder"]["Item"]["Token"]["N"] == before["Token"]
+    assert "task" not in output, "a skipped run starts no task"
+    assert machine.lock() == before, "the holder's lock is untouched"
+    assert machine.transitions(skipped) == 2
+    assert running_task_arns(machine.stack) == [task]
+
+    finish_task(machine.stack, task)
+    assert machine.wait_done(holder)["status"] == "SUCCEEDED"
+
+
+def test_a_task_that_outruns_its_timeout_releases_and_fails(machine: Machine) -> None:
+    arn = machine.start("slow", timeoutSeconds=1)
+    machine.wait_task_of(arn)  # and never finish it
+    done = machine.wait_done(arn)
+    assert done["status"] == "FAILED"
+    assert done["error"] == "Task.Timeout"
+    assert "States.Timeout" in done["cause"]
+    lock = machine.lock()
+    assert "Owner" not in lock
+    assert lock["LastOutcome"] == "TIMED_OUT"
+    assert lock["LastOwner"] == arn
+
+
+def test_a_task_that_exits_non_zero_releases_and_fails_with_the_cause(machine: Machine) -> None:
+    arn = machine.start("crash")
+    finish_task(machine.stack, machine.wait_task_of(arn), exit_code=3)
+    done = machine.wait_done(arn)
+    assert done["status"] == "FAILED"
+    assert done["error"] == "Task.Failed"
+    assert done["cause"].startswith("States.TaskFailed: ")
+    assert '"ExitCode": 3' in done["cause"], "the cause carries the original cause"
+    lock = machine.lock()
+    assert "Owner" not in lock
+    assert lock["LastOutcome"] == "FAILED"
+
+
+def test_a_task_that_cannot_start_releases_and_fails_with_the_start_error(
+    machine: Machine,
+) -> None:
+    missing = machine.stack.task_definition_arn.rsplit(":", 1)[0] + "-missing:1"
+    arn = machine.start("nostart", taskDefinition=missing)
+    done = machine.wait_done(arn)
+    assert done["status"] == "FAILED"
+    assert done["error"] == "Task.Failed"
+    assert done["cause"].startswith("ECS.ClientException: ")
+    assert "Unable to describe task definition" in done["cause"]
+    lock = machine.lock()
+    assert "Owner" not in lock
+    assert lock["LastOutcome"] == "FAILED"
+    assert running_task_arns(machine.stack) == []
+    failures = [e for e in machine.history(arn) if e["type"] == "TaskFailed"]
+    assert len(failures) == 1, "a client error is not retried"
+
+
+@pytest.mark.filterwarnings("ignore:Exception.ECSException. with code ThrottlingException")
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("ServerException", "ECS.ServerException"),
+        ("ThrottlingException", "ECS.AmazonECSException"),
+    ],
+)
+def test_recoverable_start_errors_are_retried_first(
+    machine: Machine, code: str, error: str
+) -> None:
+    with ecs_run_task_fails(code, "try again", times=2) as raised:
+        arn = machine.start("flaky")
+        task = machine.wait_task_of(arn, timeout=60)
+    assert raised == [code, code]
+    failures = [
+        e["taskFailedEventDetails"]["error"]
+        for e in machine.history(arn)
+        if e["type"] == "TaskFailed"
+    ]
+    assert failures == [error, error]
+    assert machine.lock()["Owner"] == arn
+    finish_task(machine.stack, task)
+    assert machine.wait_done(arn)["status"] == "SUCCEEDED"
+    assert "Owner" not in machine.lock()
+
+
+def test_stop_execution_mid_run_leaves_the_lock_held(machine: Machine) -> None:
+    """The hole the janitor closes: an ABORTED execution runs no Catch, so its lock stays held
+    (and its task may keep running) until the janitor or the reconciler releases it."""
+    arn = machine.start("aborted")
+    task = machine.wait_task_of(arn)
+    machine.sfn.stop_execution(executionArn=arn, error="Operator", cause="redeploy")
+    done = machine.wait_done(arn)
+    assert done["status"] == "ABORTED"
+    assert machine.lock()["Owner"] == arn, "nothing in the state machine released it"
+    assert task in running_task_arns(machine.stack)
+
+
+@pytest.mark.parametrize(("exit_code", "status"), [(0, "SUCCEEDED"), (1, "FAILED")])
+def test_a_late_release_never_touches_the_next_holder(
+    machine: Machine, exit_code: int, status: str
+) -> None:
+    old = machine.start("old")
+    old_task = machine.wait_task_of(old)
+    # An operator force-releases the lock while `old` is still in RunTask ...
+    machine.ddb.update_item(
+        TableName=machine.stack.table_name,
+        Key={"LockId": {"S": "sample"}},
+        UpdateExpression="REMOVE #o SET LastOutcome = :f, LastReleasedBy = :op",
+        ExpressionAttributeNames={"#o": "Owner"},
+        ExpressionAttributeValues={":f": {"S": "FORCED"}, ":op": {"S": "operator"}},
+    )
+    # ... and a new execution takes it.
+    new = machine.start("new")
+    new_task = machine.wait_task_of(new)
+    taken = machine.lock()
+    assert taken["Owner"] == new
+
+    finish_task(machine.stack, old_task, exit_code=exit_code)
+    done = machine.wait_done(old)
+    assert done["status"] == status, "the old run still ends as it would have"
+    if status == "FAILED":
+        assert done["error"] == "Task.Failed"
+    assert machine.lock() == taken, "the old run's release left the new holder alone"
+
+    finish_task(machine.stack, new_task)
+    assert machine.wait_done(new)["status"] == "SUCCEEDED"
+    assert machine.lock()["LastOwner"] == new
+
+
+def test_a_retried_acquire_that_already_landed_is_not_a_skip(machine: Machine) -> None:
+    """AcquireLock's condition admits the execution's own lock: a retry after a write whose
+    answer was lost takes the lock again instead of skipping while holding it."""
+    arn = "arn:aws:states:us-east-1:123456789012:execution:lock-janitor-LockingStateMachine:own"
+    machine.ddb.put_item(
+        TableName=machine.stack.table_name,
+        Item={"LockId": {"S": "sample"}, "Owner": {"S": arn}, "Token": {"N": "7"}},
+    )
+    started = machine.start("own")
+    assert started == arn
+    task = machine.wait_task_of(started)
+    assert machine.lock()["Token"] == "8"
+    finish_task(machine.stack, task)
+    assert machine.wait_done(started)["status"] == "SUCCEEDED"
+    wait_for(lambda: "Owner" not in machine.lock())

@@ -1,0 +1,185 @@
+"""Create the locking part of template.yaml in moto: the lock table, the cluster, the sample task
+definition and the state machine with its DefinitionSubstitutions, all read from the template.
+
+moto cannot run the state machine when CloudFormation creates it (aws-facts.md), so each piece
+is created through the API from the template's own properties."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from moto.backends import get_backend
+
+from tests.support.template import ASL_PATH, Context, load_template, substitute_definition
+
+# ECS task definition properties as the template spells them -> as the ECS API does.
+_CONTAINER_KEYS = {
+    "Name": "name",
+    "Image": "image",
+    "Essential": "essential",
+    "Memory": "memory",
+    "Command": "command",
+    "Environment": "environment",
+}
+
+
+@dataclass(frozen=True)
+class LockingStack:
+    region: str
+    context: Context
+    table_name: str
+    cluster_arn: str
+    task_definition_arn: str
+    container: str
+    state_machine_arn: str
+    definition: dict[str, Any]
+
+    def clients(self) -> dict[str, Any]:
+        return {
+            name: boto3.client(name, region_name=self.region)  # type: ignore[call-overload]
+            for name in ("dynamodb", "ecs", "stepfunctions")
+        }
+
+
+def default_network(region: str) -> tuple[list[str], list[str]]:
+    """Subnets and security group of moto's default VPC (stand-ins for the deploy parameters)."""
+    ec2 = boto3.client("ec2", region_name=region)
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    vpc_filter = [{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
+    subnets = sorted(s["SubnetId"] for s in ec2.describe_subnets(Filters=vpc_filter)["Subnets"])
+    groups = ec2.describe_security_groups(Filters=vpc_filter)["SecurityGroups"]
+    return subnets[:2], [groups[0]["GroupId"]]
+
+
+def deploy_locking_stack(region: str = "us-east-1", **parameters: Any) -> LockingStack:
+    template = load_template()
+    subnets, groups = default_network(region)
+    values = {
+        name: spec["Default"] for name, spec in template["Parameters"].items() if "Default" in spec
+    }
+    values.update({"Subnets": subnets, "SecurityGroups": groups})
+    values.update(parameters)
+    ctx = Context(template=template, parameters=values, region=region)
+    resources = template["Resources"]
+
+    table = resources["LockTable"]["Properties"]
+    table_name = f"{ctx.stack_name}-LockTable"
+    ddb = boto3.client("dynamodb", region_name=region)
+    ddb.create_table(
+        TableName=table_name,
+        KeySchema=table["KeySchema"],
+        AttributeDefinitions=table["AttributeDefinitions"],
+        BillingMode=table["BillingMode"],
+    )
+    ctx.refs["LockTable"] = table_name
+    ctx.attributes[("LockTable", "Arn")] = ddb.describe_table(TableName=table_name)["Table"][
+        "TableArn"
+    ]
+
+    ecs = boto3.client("ecs", region_name=region)
+    if ctx.condition("CreateCluster"):
+        cluster_arn = ecs.create_cluster(clusterName=f"{ctx.stack_name}-Cluster")["cluster"][
+            "clusterArn"
+        ]
+        ctx.refs["Cluster"] = cluster_arn.rsplit("/", 1)[1]
+        ctx.attributes[("Cluster", "Arn")] = cluster_arn
+    for role in ("TaskExecutionRole", "SampleTaskRole", "LockingStateMachineRole"):
+        ctx.attributes[(role, "Arn")] = (
+            f"arn:aws:iam::{ctx.account_id}:role/{ctx.stack_name}-{role}"
+        )
+    ctx.refs["SampleTaskLogGroup"] = f"{ctx.stack_name}-SampleTaskLogGroup"
+
+    taskdef = ctx.resolve(resources["SampleTaskDefinition"]["Properties"])
+    containers = [
+        {_CONTAINER_KEYS[k]: v for k, v in c.items() if k in _CONTAINER_KEYS}
+        for c in taskdef["ContainerDefinitions"]
+    ]
+    task_definition_arn = ecs.register_task_definition(
+        family=taskdef["Family"],
+        requiresCompatibilities=taskdef["RequiresCompatibilities"],
+        networkMode=taskdef["NetworkMode"],
+        cpu=taskdef["Cpu"],
+        memory=taskdef["Memory"],
+        executionRoleArn=taskdef["ExecutionRoleArn"],
+        taskRoleArn=taskdef["TaskRoleArn"],
+        containerDefinitions=containers,
+    )["taskDefinition"]["taskDefinitionArn"]
+    ctx.refs["SampleTaskDefinition"] = task_definition_arn
+
+    machine = resources["LockingStateMachine"]["Properties"]
+    substitutions = {k: str(v) for k, v in ctx.resolve(machine["DefinitionSubstitutions"]).items()}
+    definition = substitute_definition(ASL_PATH.read_text(), substitutions)
+    sfn = boto3.client("stepfunctions", region_name=region)
+    state_machine_arn = sfn.create_state_machine(
+        name=f"{ctx.stack_name}-LockingStateMachine",
+        definition=definition,
+        roleArn=ctx.attributes[("LockingStateMachineRole", "Arn")],
+        type=machine["Type"],
+    )["stateMachineArn"]
+    ctx.refs["LockingStateMachine"] = state_machine_arn
+
+    return LockingStack(
+        region=region,
+        context=ctx,
+        table_name=table_name,
+        cluster_arn=ctx.resolve(template["Outputs"]["ClusterArn"]["Value"]),
+        task_definition_arn=task_definition_arn,
+        container=containers[0]["name"],
+        state_machine_arn=state_machine_arn,
+        definition=json.loads(definition),
+    )
+
+
+def schedule_inputs(stack: LockingStack) -> dict[str, dict[str, Any]]:
+    """Each ScheduleV2 event of the state machine -> the execution input it would send."""
+    events = stack.context.template["Resources"]["LockingStateMachine"]["Properties"]["Events"]
+    return {
+        name: json.loads(stack.context.resolve(event["Properties"]["Input"]))
+        for name, event in events.items()
+        if event["Type"] == "ScheduleV2"
+    }
+
+
+# --- Driving ECS tasks: moto never runs a container, so a test says when and how one ends. -----
+
+
+def _moto_task(stack: LockingStack, task_arn: str) -> Any:
+    backend = get_backend("ecs")[stack.context.account_id][stack.region]
+    cluster = stack.cluster_arn.rsplit("/", 1)[1]
+    return backend.tasks[cluster][task_arn]
+
+
+def finish_task(stack: LockingStack, task_arn: str, exit_code: int = 0) -> None:
+    """The task's container exits with exit_code and the task stops, as ECS reports it."""
+    task = _moto_task(stack, task_arn)
+    for container in task.containers:
+        container.exitCode = exit_code
+        container.last_status = "STOPPED"
+    task.desired_status = "STOPPED"
+    task.stopped_reason = "Essential container in task exited"
+    task.last_status = "STOPPED"
+
+
+def running_task_arns(stack: LockingStack) -> list[str]:
+    ecs = boto3.client("ecs", region_name=stack.region)
+    arns = ecs.list_tasks(cluster=stack.cluster_arn)["taskArns"]
+    if not arns:
+        return []
+    tasks = ecs.describe_tasks(cluster=stack.cluster_arn, tasks=arns)["tasks"]
+    return [t["taskArn"] for t in tasks if t["lastStatus"] != "STOPPED"]
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Poll until predicate() is truthy, at most timeout seconds; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
