@@ -1,0 +1,173 @@
+"""The lock table protocol (DESIGN.md, "LockTable"), for the Python side of the house.
+
+One item per task, keyed by `LockId`, kept after release as that task's status row. "Held"
+means `attribute_exists(Owner)`. Acquire = `ADD Token 1` on condition free (or already ours);
+release = `REMOVE Owner` on condition `Owner = :me`. Nothing here ever deletes an item or
+writes without a condition on the owner. The state machine (statemachine/locking.asl.json)
+speaks the same protocol; tests/unit/test_lock_table.py checks that both use these names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+LOCK_ID = "LockId"
+OWNER = "Owner"
+ACQUIRED_AT = "AcquiredAt"
+STATE_MACHINE_ARN = "StateMachineArn"
+TIMEOUT_SECONDS = "TimeoutSeconds"
+TOKEN = "Token"  # noqa: S105 - an attribute name, not a secret
+LAST_OWNER = "LastOwner"
+LAST_OUTCOME = "LastOutcome"
+LAST_RELEASED_AT = "LastReleasedAt"
+LAST_RELEASED_BY = "LastReleasedBy"
+
+HELD_ATTRIBUTES = (OWNER, ACQUIRED_AT, STATE_MACHINE_ARN, TIMEOUT_SECONDS)
+"""Present only while the lock is held; a release removes them."""
+ATTRIBUTES = frozenset(
+    {LOCK_ID, TOKEN, *HELD_ATTRIBUTES, LAST_OWNER, LAST_OUTCOME, LAST_RELEASED_AT, LAST_RELEASED_BY}
+)
+
+
+class Outcome(StrEnum):
+    """How the last holder's run ended, as recorded on release (`LastOutcome`)."""
+
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    ABORTED = "ABORTED"
+    STALE = "STALE"
+    FORCED = "FORCED"
+
+
+class ReleasedBy(StrEnum):
+    """Who released the lock (`LastReleasedBy`)."""
+
+    STATE_MACHINE = "state-machine"
+    JANITOR = "janitor"
+    RECONCILER = "reconciler"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True)
+class Lock:
+    """One item of the lock table, typed."""
+
+    lock_id: str
+    owner: str | None = None
+    token: int = 0
+    acquired_at: str | None = None
+    state_machine_arn: str | None = None
+    timeout_seconds: int | None = None
+    last_owner: str | None = None
+    last_outcome: str | None = None
+    last_released_at: str | None = None
+    last_released_by: str | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.owner is not None
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Lock:
+        """From a low-level DynamoDB item ({"Owner": {"S": ...}, "Token": {"N": ...}})."""
+
+        def s(name: str) -> str | None:
+            value = item.get(name)
+            return str(value["S"]) if value and "S" in value else None
+
+        def n(name: str) -> int | None:
+            value = item.get(name)
+            return int(value["N"]) if value and "N" in value else None
+
+        return cls(
+            lock_id=s(LOCK_ID) or "",
+            owner=s(OWNER),
+            token=n(TOKEN) or 0,
+            acquired_at=s(ACQUIRED_AT),
+            state_machine_arn=s(STATE_MACHINE_ARN),
+            timeout_seconds=n(TIMEOUT_SECONDS),
+            last_owner=s(LAST_OWNER),
+            last_outcome=s(LAST_OUTCOME),
+            last_released_at=s(LAST_RELEASED_AT),
+            last_released_by=s(LAST_RELEASED_BY),
+        )
+
+
+ReleaseKind = Literal["released", "already_free", "held_by_other"]
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    """What one conditional release found: it released the lock, the lock was already free, or
+    another execution holds it (`holder`). `lock` is the item as it was before the call."""
+
+    kind: ReleaseKind
+    lock: Lock | None
+    holder: str | None = None
+
+
+def get_lock(client: DynamoDBClient, table: str, lock_id: str) -> Lock | None:
+    item = client.get_item(TableName=table, Key={LOCK_ID: {"S": lock_id}}, ConsistentRead=True)
+    return Lock.from_item(item["Item"]) if "Item" in item else None
+
+
+def release(
+    client: DynamoDBClient,
+    table: str,
+    lock_id: str,
+    *,
+    owner: str,
+    outcome: Outcome,
+    by: ReleasedBy,
+    now: str,
+) -> ReleaseResult:
+    """Release `lock_id` only if `owner` holds it, recording how the run ended. One call tells
+    released / already free / held by another apart (ReturnValuesOnConditionCheckFailure), and
+    never overwrites another holder. Errors other than the failed condition propagate."""
+    try:
+        answer = client.update_item(
+            TableName=table,
+            Key={LOCK_ID: {"S": lock_id}},
+            UpdateExpression=(
+                "REMOVE #owner, #acquiredAt, #stateMachine, #timeout "
+                "SET #lastOwner = :me, #lastOutcome = :outcome, "
+                "#lastReleasedAt = :now, #lastReleasedBy = :by"
+            ),
+            ConditionExpression="#owner = :me",
+            ExpressionAttributeNames={
+                "#owner": OWNER,
+                "#acquiredAt": ACQUIRED_AT,
+                "#stateMachine": STATE_MACHINE_ARN,
+                "#timeout": TIMEOUT_SECONDS,
+                "#lastOwner": LAST_OWNER,
+                "#lastOutcome": LAST_OUTCOME,
+                "#lastReleasedAt": LAST_RELEASED_AT,
+                "#lastReleasedBy": LAST_RELEASED_BY,
+            },
+            ExpressionAttributeValues={
+                ":me": {"S": owner},
+                ":outcome": {"S": outcome.value},
+                ":now": {"S": now},
+                ":by": {"S": by.value},
+            },
+            ReturnValues="ALL_OLD",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        # The item as it is now, returned with the failed condition (absent: no item at all).
+        old = cast("dict[str, Any] | None", err.response.get("Item"))
+        current = Lock.from_item(old) if old else None
+        if current is None or current.owner is None:
+            return ReleaseResult("already_free", current)
+        return ReleaseResult("held_by_other", current, holder=current.owner)
+    return ReleaseResult("released", Lock.from_item(answer.get("Attributes", {})))

@@ -1,0 +1,173 @@
+"""Each bridge over a moto gap, on its own: the gap shows without it, and is filled with it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.backends import get_backend
+from moto.moto_api import state_manager
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (  # noqa: E501
+    StateTaskServiceEcs,
+)
+
+from tests.support import moto_bridges
+from tests.support.moto_bridges import (
+    ecs_integration_errors,
+    ecs_integration_shapes,
+    ecs_sync_fails_on_nonzero_exit,
+)
+from tests.support.stack import default_network, wait_for
+
+REGION = "us-east-1"
+
+
+class World:
+    def __init__(self) -> None:
+        self.sfn = boto3.client("stepfunctions", region_name=REGION)
+        self.ecs = boto3.client("ecs", region_name=REGION)
+        self.cluster = self.ecs.create_cluster(clusterName="bridges")["cluster"]["clusterArn"]
+        self.taskdef = self.ecs.register_task_definition(
+            family="bridges",
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="256",
+            memory="512",
+            containerDefinitions=[{"name": "job", "image": "busybox", "memory": 512}],
+        )["taskDefinition"]["taskDefinitionArn"]
+        subnets, groups = default_network(REGION)
+        definition = {
+            "StartAt": "Run",
+            "States": {
+                "Run": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::ecs:runTask.sync",
+                    "Parameters": {
+                        "Cluster": self.cluster,
+                        "LaunchType": "FARGATE",
+                        "TaskDefinition.$": "$.taskDefinition",
+                        "NetworkConfiguration": {
+                            "AwsvpcConfiguration": {"Subnets": subnets, "SecurityGroups": groups}
+                        },
+                        "Overrides": {
+                            "ContainerOverrides": [
+                                {"Name": "job", "Environment": [{"Name": "A", "Value": "1"}]}
+                            ]
+                        },
+                    },
+                    "End": True,
+                }
+            },
+        }
+        self.machine = self.sfn.create_state_machine(
+            name="bridges",
+            definition=json.dumps(definition),
+            roleArn="arn:aws:iam::123456789012:role/bridges",
+        )["stateMachineArn"]
+        self.runs = 0
+
+    def run(self, taskdef: str | None = None, exit_code: int | None = 0) -> dict[str, Any]:
+        """Start an execution; end its task (if one starts) with exit_code; return the end."""
+        self.runs += 1
+        before = set(self.ecs.list_tasks(cluster=self.cluster)["taskArns"])
+        arn = self.sfn.start_execution(
+            stateMachineArn=self.machine,
+            name=f"run{self.runs}",
+            input=json.dumps({"taskDefinition": taskdef or self.taskdef}),
+        )["executionArn"]
+
+        def ended_or_new_task() -> Any:
+            if self.sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+                return True
+            return set(self.ecs.list_tasks(cluster=self.cluster)["taskArns"]) - before
+
+        wait_for(ended_or_new_task, timeout=20)
+        tasks = get_backend("ecs")["123456789012"][REGION].tasks.get("bridges", {})
+        for task in tasks.values():
+            if task.last_status != "STOPPED" and exit_code is not None:
+                for c in task.containers:
+                    c.exitCode = exit_code
+                task.last_status = "STOPPED"
+        result: dict[str, Any] = wait_for(
+            lambda: (
+                (d := self.sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d
+            ),
+            timeout=20,
+        )
+        return result
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        state_manager.set_transition(
+            model_name="ecs::task", transition={"progression": "manual", "times": 10**9}
+        )
+        try:
+            yield World()
+        finally:
+            state_manager.unset_transition(model_name="ecs::task")
+
+
+def test_integration_shapes_gap_and_bridge(world: World) -> None:
+    gap = world.run()
+    assert gap["status"] == "FAILED", "without the bridge moto cannot even call RunTask"
+    with ecs_integration_shapes():
+        filled = world.run()
+    assert filled["status"] == "SUCCEEDED", filled
+    output = json.loads(filled["output"])
+    assert output["LastStatus"] == "STOPPED", "the answer is in Step Functions' casing"
+    env = output["Overrides"]["ContainerOverrides"][0]["Environment"]
+    assert env == [{"Name": "A", "Value": "1"}], "the overrides reached ECS"
+
+
+def test_integration_errors_gap_and_bridge(world: World) -> None:
+    missing = world.taskdef.replace("bridges:1", "missing:1")
+    with ecs_integration_shapes():
+        gap = world.run(taskdef=missing)
+        assert gap["error"] == "States.Runtime", "the gap: uncatchable, unlike AWS"
+        with ecs_integration_errors():
+            filled = world.run(taskdef=missing)
+    assert filled["status"] == "FAILED"
+    assert filled["error"] == "ECS.ClientException"
+    assert "Unable to describe task definition" in filled["cause"]
+
+
+def test_nonzero_exit_gap_and_bridge(world: World) -> None:
+    with ecs_integration_shapes():
+        gap = world.run(exit_code=2)
+        assert gap["status"] == "SUCCEEDED", "the gap: moto ignores the exit code"
+        with ecs_sync_fails_on_nonzero_exit():
+            filled = world.run(exit_code=2)
+            ok = world.run(exit_code=0)
+    assert filled["status"] == "FAILED"
+    assert filled["error"] == "States.TaskFailed"
+    assert json.loads(filled["cause"])["Containers"][0]["ExitCode"] == 2
+    assert ok["status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [
+        ("ServerException", "ECS.ServerException"),
+        ("ClientException", "ECS.ClientException"),
+        ("ThrottlingException", "ECS.AmazonECSException"),
+        ("SomethingNew", "ECS.AmazonECSException"),
+    ],
+)
+def test_ecs_error_names_follow_the_sdk_exceptions(code: str, name: str) -> None:
+    assert moto_bridges._ecs_error_name(code) == name
+
+
+def test_bridges_undo_themselves() -> None:
+    before = {n: StateTaskServiceEcs.__dict__.get(n) for n in dir(StateTaskServiceEcs)}
+    with contextlib.suppress(RuntimeError), moto_bridges.all_bridges():
+        assert "_normalise_parameters" in StateTaskServiceEcs.__dict__
+        raise RuntimeError("leave through an error")
+    after = {n: StateTaskServiceEcs.__dict__.get(n) for n in dir(StateTaskServiceEcs)}
+    assert after == before
