@@ -23,13 +23,14 @@ OWNER = "Owner"
 ACQUIRED_AT = "AcquiredAt"
 STATE_MACHINE_ARN = "StateMachineArn"
 TIMEOUT_SECONDS = "TimeoutSeconds"
+REDRIVE_COUNT = "RedriveCount"
 TOKEN = "Token"  # noqa: S105 - an attribute name, not a secret
 LAST_OWNER = "LastOwner"
 LAST_OUTCOME = "LastOutcome"
 LAST_RELEASED_AT = "LastReleasedAt"
 LAST_RELEASED_BY = "LastReleasedBy"
 
-HELD_ATTRIBUTES = (OWNER, ACQUIRED_AT, STATE_MACHINE_ARN, TIMEOUT_SECONDS)
+HELD_ATTRIBUTES = (OWNER, ACQUIRED_AT, STATE_MACHINE_ARN, TIMEOUT_SECONDS, REDRIVE_COUNT)
 """Present only while the lock is held; a release removes them."""
 ATTRIBUTES = frozenset(
     {LOCK_ID, TOKEN, *HELD_ATTRIBUTES, LAST_OWNER, LAST_OUTCOME, LAST_RELEASED_AT, LAST_RELEASED_BY}
@@ -66,6 +67,7 @@ class Lock:
     acquired_at: str | None = None
     state_machine_arn: str | None = None
     timeout_seconds: int | None = None
+    redrive_count: int | None = None
     last_owner: str | None = None
     last_outcome: str | None = None
     last_released_at: str | None = None
@@ -94,6 +96,7 @@ class Lock:
             acquired_at=s(ACQUIRED_AT),
             state_machine_arn=s(STATE_MACHINE_ARN),
             timeout_seconds=n(TIMEOUT_SECONDS),
+            redrive_count=n(REDRIVE_COUNT),
             last_owner=s(LAST_OWNER),
             last_outcome=s(LAST_OUTCOME),
             last_released_at=s(LAST_RELEASED_AT),
@@ -101,13 +104,14 @@ class Lock:
         )
 
 
-ReleaseKind = Literal["released", "already_free", "held_by_other"]
+ReleaseKind = Literal["released", "already_free", "held_by_other", "reacquired_since"]
 
 
 @dataclass(frozen=True)
 class ReleaseResult:
-    """What one conditional release found: it released the lock, the lock was already free, or
-    another execution holds it (`holder`). `lock` is the item as it was before the call."""
+    """What one conditional release found: it released the lock, the lock was already free,
+    another execution holds it (`holder`), or the same execution took it again after the time
+    the caller asked about (a redrive). `lock` is the item as it was before the call."""
 
     kind: ReleaseKind
     lock: Lock | None
@@ -128,36 +132,46 @@ def release(
     outcome: Outcome,
     by: ReleasedBy,
     now: str,
+    redrive_count: int | None = None,
 ) -> ReleaseResult:
     """Release `lock_id` only if `owner` holds it, recording how the run ended. One call tells
     released / already free / held by another apart (ReturnValuesOnConditionCheckFailure), and
-    never overwrites another holder. Errors other than the failed condition propagate."""
+    never overwrites another holder. With `redrive_count` (that of the run that ended), a lock
+    the same owner took again for a later redrive of itself is left alone: status-change events
+    arrive in any order. Errors other than the failed condition propagate."""
+    condition = "#owner = :me"
+    values: dict[str, Any] = {
+        ":me": {"S": owner},
+        ":outcome": {"S": outcome.value},
+        ":now": {"S": now},
+        ":by": {"S": by.value},
+    }
+    names = {
+        "#owner": OWNER,
+        "#acquiredAt": ACQUIRED_AT,
+        "#stateMachine": STATE_MACHINE_ARN,
+        "#timeout": TIMEOUT_SECONDS,
+        "#redrives": REDRIVE_COUNT,
+        "#lastOwner": LAST_OWNER,
+        "#lastOutcome": LAST_OUTCOME,
+        "#lastReleasedAt": LAST_RELEASED_AT,
+        "#lastReleasedBy": LAST_RELEASED_BY,
+    }
+    if redrive_count is not None:
+        condition += " AND (attribute_not_exists(#redrives) OR #redrives <= :redrives)"
+        values[":redrives"] = {"N": str(redrive_count)}
     try:
         answer = client.update_item(
             TableName=table,
             Key={LOCK_ID: {"S": lock_id}},
             UpdateExpression=(
-                "REMOVE #owner, #acquiredAt, #stateMachine, #timeout "
+                "REMOVE #owner, #acquiredAt, #stateMachine, #timeout, #redrives "
                 "SET #lastOwner = :me, #lastOutcome = :outcome, "
                 "#lastReleasedAt = :now, #lastReleasedBy = :by"
             ),
-            ConditionExpression="#owner = :me",
-            ExpressionAttributeNames={
-                "#owner": OWNER,
-                "#acquiredAt": ACQUIRED_AT,
-                "#stateMachine": STATE_MACHINE_ARN,
-                "#timeout": TIMEOUT_SECONDS,
-                "#lastOwner": LAST_OWNER,
-                "#lastOutcome": LAST_OUTCOME,
-                "#lastReleasedAt": LAST_RELEASED_AT,
-                "#lastReleasedBy": LAST_RELEASED_BY,
-            },
-            ExpressionAttributeValues={
-                ":me": {"S": owner},
-                ":outcome": {"S": outcome.value},
-                ":now": {"S": now},
-                ":by": {"S": by.value},
-            },
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
             ReturnValues="ALL_OLD",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
@@ -169,5 +183,83 @@ def release(
         current = Lock.from_item(old) if old else None
         if current is None or current.owner is None:
             return ReleaseResult("already_free", current)
+        if current.owner == owner:
+            return ReleaseResult("reacquired_since", current, holder=owner)
         return ReleaseResult("held_by_other", current, holder=current.owner)
     return ReleaseResult("released", Lock.from_item(answer.get("Attributes", {})))
+
+
+AcquireKind = Literal["acquired", "held_by_other"]
+
+
+@dataclass(frozen=True)
+class AcquireResult:
+    kind: AcquireKind
+    lock: Lock | None
+    """After a successful acquisition: the lock as it is now; else as it was."""
+
+    @property
+    def holder(self) -> str | None:
+        return self.lock.owner if self.lock else None
+
+
+def acquire(
+    client: DynamoDBClient,
+    table: str,
+    lock_id: str,
+    *,
+    owner: str,
+    state_machine_arn: str,
+    timeout_seconds: int | None,
+    now: str,
+    redrive_count: int = 0,
+    replacing: str | None = None,
+) -> AcquireResult:
+    """Take `lock_id` for `owner`, as AcquireLock does: when it is free or already `owner`'s,
+    or, with `replacing`, only while that (dead) execution still holds it. Every acquisition
+    takes the next fencing token."""
+    names = {
+        "#owner": OWNER,
+        "#acquiredAt": ACQUIRED_AT,
+        "#stateMachine": STATE_MACHINE_ARN,
+        "#token": TOKEN,
+        "#redrives": REDRIVE_COUNT,
+    }
+    values: dict[str, Any] = {
+        ":owner": {"S": owner},
+        ":now": {"S": now},
+        ":stateMachine": {"S": state_machine_arn},
+        ":redrives": {"N": str(redrive_count)},
+    }
+    update = (
+        "SET #owner = :owner, #acquiredAt = :now, #stateMachine = :stateMachine, "
+        "#redrives = :redrives"
+    )
+    values[":one"] = {"N": "1"}
+    if timeout_seconds is not None:
+        names["#timeout"] = TIMEOUT_SECONDS
+        values[":timeout"] = {"N": str(timeout_seconds)}
+        update += ", #timeout = :timeout"
+    update += " ADD #token :one"
+    if replacing is None:
+        condition = "attribute_not_exists(#owner) OR #owner = :owner"
+    else:
+        condition = "#owner = :replacing"
+        values[":replacing"] = {"S": replacing}
+    try:
+        answer = client.update_item(
+            TableName=table,
+            Key={LOCK_ID: {"S": lock_id}},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        old = cast("dict[str, Any] | None", err.response.get("Item"))
+        return AcquireResult("held_by_other", Lock.from_item(old) if old else None)
+    return AcquireResult("acquired", Lock.from_item(answer.get("Attributes", {})))

@@ -2,98 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
-from moto.moto_api import state_manager
 
-from tests.support.moto_bridges import all_bridges
-from tests.support.stack import LockingStack, deploy_locking_stack, schedule_inputs, wait_for
-
-FROZEN = {"progression": "manual", "times": 10**9}  # tasks run until a test ends them
-
-
-@dataclass
-class Machine:
-    """The deployed locking machine and the calls the tests make on it."""
-
-    stack: LockingStack
-    sfn: Any
-    ddb: Any
-    ecs: Any
-
-    def input(self, **overrides: Any) -> dict[str, Any]:
-        """The sample schedule's input, as the template defines it, with overrides."""
-        return {**schedule_inputs(self.stack)["SampleSchedule"], **overrides}
-
-    def start(self, name: str, **overrides: Any) -> str:
-        arn: str = self.sfn.start_execution(
-            stateMachineArn=self.stack.state_machine_arn,
-            name=name,
-            input=json.dumps(self.input(**overrides)),
-        )["executionArn"]
-        return arn
-
-    def describe(self, arn: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.sfn.describe_execution(executionArn=arn)
-        return result
-
-    def wait_done(self, arn: str, timeout: float = 30) -> dict[str, Any]:
-        return wait_for(
-            lambda: (d := self.describe(arn))["status"] != "RUNNING" and d, timeout=timeout
-        )
-
-    def history(self, arn: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = self.sfn.get_execution_history(
-            executionArn=arn, maxResults=1000
-        )["events"]
-        return events
-
-    def transitions(self, arn: str) -> int:
-        """State transitions billed for a Standard workflow: one per state entered."""
-        return sum(1 for e in self.history(arn) if e["type"].endswith("StateEntered"))
-
-    def wait_task_of(self, arn: str, timeout: float = 30) -> str:
-        """The ARN of the ECS task the execution started, once it is running."""
-
-        def task() -> str | None:
-            for e in self.history(arn):
-                if e["type"] == "TaskSubmitted":
-                    out = json.loads(e["taskSubmittedEventDetails"]["output"])
-                    return str(out["Tasks"][0]["TaskArn"])
-            return None
-
-        result: str = wait_for(task, timeout=timeout)
-        return result
-
-    def lock(self, lock_id: str = "sample") -> dict[str, Any]:
-        item = self.ddb.get_item(
-            TableName=self.stack.table_name, Key={"LockId": {"S": lock_id}}, ConsistentRead=True
-        ).get("Item", {})
-        return {k: next(iter(v.values())) for k, v in item.items()}
+from tests.support.machine import Machine, running_machine
 
 
 @pytest.fixture
 def machine() -> Iterator[Machine]:
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), all_bridges():
-        state_manager.set_transition(model_name="ecs::task", transition=FROZEN)
-        stack = deploy_locking_stack()
-        clients = {
-            n: boto3.client(n, region_name=stack.region)
-            for n in ("stepfunctions", "dynamodb", "ecs")
-        }
-        m = Machine(stack, clients["stepfunctions"], clients["dynamodb"], clients["ecs"])
-        try:
-            yield m
-        finally:
-            # No execution thread may outlive the mock.
-            for ex in m.sfn.list_executions(
-                stateMachineArn=stack.state_machine_arn, statusFilter="RUNNING"
-            )["executions"]:
-                m.sfn.stop_execution(executionArn=ex["executionArn"])
-            state_manager.unset_transition(model_name="ecs::task")
+    with running_machine() as m:
+        yield m

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.statemachine.conftest import Machine
 from tests.support.faults import ecs_run_task_fails
+from tests.support.machine import Machine
 from tests.support.stack import finish_task, running_task_arns, wait_for
 
 

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from botocore.exceptions import ClientError
 from moto.ecs.exceptions import ECSException
 from moto.ecs.models import EC2ContainerServiceBackend
 
@@ -33,3 +34,61 @@ def ecs_run_task_fails(code: str, message: str, times: int) -> Iterator[list[str
         yield raised
     finally:
         EC2ContainerServiceBackend.run_task = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def failing_call(
+    client: Any, operation: str, code: str, message: str = "injected", times: int = 1
+) -> Iterator[list[str]]:
+    """`client.<operation>` raises ClientError `code` (as after botocore's own retries) on its
+    next `times` calls; yields the list of failures raised."""
+    raised: list[str] = []
+    event = f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+
+    def fail(**_: Any) -> None:
+        if len(raised) < times:
+            raised.append(code)
+            raise ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+    client.meta.events.register(event, fail)
+    try:
+        yield raised
+    finally:
+        client.meta.events.unregister(event, fail)
+
+
+@contextlib.contextmanager
+def counted_calls(*clients: Any) -> Iterator[list[str]]:
+    """Every AWS API call the clients make, as "service.Operation", in order."""
+    calls: list[str] = []
+    hooks = []
+    for client in clients:
+        service = client.meta.service_model.service_id.hyphenize()
+
+        def count(model: Any, _service: str = service, **_: Any) -> None:
+            calls.append(f"{_service}.{model.name}")
+
+        client.meta.events.register(f"before-call.{service}", count)
+        hooks.append((client, f"before-call.{service}", count))
+    try:
+        yield calls
+    finally:
+        for client, event, hook in hooks:
+            client.meta.events.unregister(event, hook)
+
+
+@contextlib.contextmanager
+def captured_params(client: Any, operation: str) -> Iterator[list[dict[str, Any]]]:
+    """The parameters of every `operation` call the client makes (for what moto does not keep,
+    such as StopExecution's error and cause)."""
+    seen: list[dict[str, Any]] = []
+    event = f"provide-client-params.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+
+    def keep(params: dict[str, Any], **_: Any) -> None:
+        seen.append(dict(params))
+
+    client.meta.events.register(event, keep)
+    try:
+        yield seen
+    finally:
+        client.meta.events.unregister(event, keep)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import botocore.session
@@ -191,3 +193,46 @@ def all_bridges() -> Iterator[None]:
     """Every bridge at once: what a test of the real ASL against moto needs."""
     with ecs_integration_shapes(), ecs_integration_errors(), ecs_sync_fails_on_nonzero_exit():
         yield
+
+
+def status_change_event(
+    sfn: Any, execution_arn: str, *, redrive_count: int = 0, event_id: str | None = None
+) -> dict[str, Any]:
+    """Gap: moto sends no "Step Functions Execution Status Change" events at all. Build the one
+    AWS sends for the execution's current status, from DescribeExecution, in the documented
+    shape (dates as epoch millis, input as a JSON string)."""
+    d = sfn.describe_execution(executionArn=execution_arn)
+
+    def millis(value: Any) -> int | None:
+        return int(value.timestamp() * 1000) if value is not None else None
+
+    region, account = execution_arn.split(":")[3], execution_arn.split(":")[4]
+    detail: dict[str, Any] = {
+        "executionArn": execution_arn,
+        "stateMachineArn": d["stateMachineArn"],
+        "name": d["name"],
+        "status": d["status"],
+        "startDate": millis(d.get("startDate")),
+        "stopDate": millis(d.get("stopDate")) if d["status"] != "RUNNING" else None,
+        "input": d.get("input"),
+        "inputDetails": {"included": True},
+        "output": d.get("output"),
+        "outputDetails": {"included": True} if d.get("output") is not None else None,
+        "redriveCount": redrive_count,
+        "redriveStatus": "NOT_REDRIVABLE" if d["status"] == "RUNNING" else "REDRIVABLE",
+        "stateMachineVersionArn": None,
+        "stateMachineAliasArn": None,
+    }
+    if d.get("error") or d.get("cause"):
+        detail["error"], detail["cause"] = d.get("error"), d.get("cause")
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": account,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [execution_arn],
+        "detail": detail,
+    }

@@ -37,6 +37,9 @@ class LockingStack:
     container: str
     state_machine_arn: str
     definition: dict[str, Any]
+    alerts_topic_arn: str
+    alerts_inbox_url: str
+    """An SQS queue subscribed to the alerts topic: what a subscriber receives."""
 
     def clients(self) -> dict[str, Any]:
         return {
@@ -121,6 +124,17 @@ def deploy_locking_stack(region: str = "us-east-1", **parameters: Any) -> Lockin
         type=machine["Type"],
     )["stateMachineArn"]
     ctx.refs["LockingStateMachine"] = state_machine_arn
+    ctx.attributes[("LockingStateMachine", "Name")] = state_machine_arn.rsplit(":", 1)[1]
+
+    sns = boto3.client("sns", region_name=region)
+    topic_arn = sns.create_topic(Name=f"{ctx.stack_name}-AlertsTopic")["TopicArn"]
+    ctx.refs["AlertsTopic"] = topic_arn
+    sqs = boto3.client("sqs", region_name=region)
+    inbox = sqs.create_queue(QueueName=f"{ctx.stack_name}-test-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn)
 
     return LockingStack(
         region=region,
@@ -131,7 +145,41 @@ def deploy_locking_stack(region: str = "us-east-1", **parameters: Any) -> Lockin
         container=containers[0]["name"],
         state_machine_arn=state_machine_arn,
         definition=json.loads(definition),
+        alerts_topic_arn=topic_arn,
+        alerts_inbox_url=inbox,
     )
+
+
+def function_environment(stack: LockingStack, logical_id: str) -> dict[str, str]:
+    """The environment the template gives a function: Globals, then its own variables."""
+    template = stack.context.template
+    merged = dict(
+        template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    )
+    function = template["Resources"][logical_id]["Properties"]
+    merged.update(function.get("Environment", {}).get("Variables", {}))
+    return {k: str(stack.context.resolve(v)) for k, v in merged.items()}
+
+
+def handler_of(stack: LockingStack, logical_id: str) -> str:
+    handler: str = stack.context.template["Resources"][logical_id]["Properties"]["Handler"]
+    return handler
+
+
+def received_incidents(stack: LockingStack) -> list[dict[str, Any]]:
+    """Every SNS notification the alerts topic delivered to the test inbox (drains it)."""
+    sqs = boto3.client("sqs", region_name=stack.region)
+    out: list[dict[str, Any]] = []
+    for _ in range(100):
+        messages = sqs.receive_message(
+            QueueUrl=stack.alerts_inbox_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        ).get("Messages", [])
+        if not messages:
+            return out
+        for m in messages:
+            out.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=stack.alerts_inbox_url, ReceiptHandle=m["ReceiptHandle"])
+    return out
 
 
 def schedule_inputs(stack: LockingStack) -> dict[str, dict[str, Any]]:

@@ -18,9 +18,11 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 
 from tests.support import moto_bridges
 from tests.support.moto_bridges import (
+    all_bridges,
     ecs_integration_errors,
     ecs_integration_shapes,
     ecs_sync_fails_on_nonzero_exit,
+    status_change_event,
 )
 from tests.support.stack import default_network, wait_for
 
@@ -171,3 +173,31 @@ def test_bridges_undo_themselves() -> None:
         raise RuntimeError("leave through an error")
     after = {n: StateTaskServiceEcs.__dict__.get(n) for n in dir(StateTaskServiceEcs)}
     assert after == before
+
+
+def test_status_change_event_gap_and_bridge(world: World) -> None:
+    """moto emits no status-change event; the bridge builds AWS's documented shape for an
+    execution, which the janitor's parser reads back."""
+    from common.status_event import parse_status_change
+
+    events = boto3.client("events", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="all-sfn-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(Name="all-sfn", EventPattern=json.dumps({"source": ["aws.states"]}))
+    events.put_targets(Rule="all-sfn", Targets=[{"Id": "q", "Arn": queue_arn}])
+    with all_bridges():
+        done = world.run(exit_code=4)
+    assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == [], "the gap"
+
+    event = status_change_event(world.sfn, done["executionArn"], event_id="e-1")
+    change = parse_status_change(event)
+    assert change.status == "FAILED"
+    assert change.execution_arn == done["executionArn"]
+    assert change.stop_ms is not None
+    assert change.start_ms is not None
+    assert change.stop_ms >= change.start_ms
+    assert json.loads(event["detail"]["input"]) == {"taskDefinition": world.taskdef}
+    assert event["detail"]["error"] == "States.TaskFailed"

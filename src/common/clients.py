@@ -1,0 +1,49 @@
+"""boto3 clients, created lazily (so moto is active first and cold starts stay short) and
+reused across invocations. Timeouts are short and retries standard: a Lambda that cannot reach
+a service raises, and the platform's retry takes over."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_stepfunctions import SFNClient
+
+CONFIG = Config(
+    connect_timeout=3,
+    read_timeout=10,
+    retries={"mode": "standard", "total_max_attempts": 4},
+)
+
+
+@cache
+def dynamodb() -> DynamoDBClient:
+    return boto3.client("dynamodb", config=CONFIG)
+
+
+@cache
+def ecs() -> ECSClient:
+    return boto3.client("ecs", config=CONFIG)
+
+
+@cache
+def sns() -> SNSClient:
+    return boto3.client("sns", config=CONFIG)
+
+
+@cache
+def stepfunctions() -> SFNClient:
+    return boto3.client("stepfunctions", config=CONFIG)
+
+
+def reset() -> None:
+    """Forget every client (tests switch mocks between cases)."""
+    for factory in (dynamodb, ecs, sns, stepfunctions):
+        factory.cache_clear()

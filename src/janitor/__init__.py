@@ -1,0 +1,1 @@
+"""The janitor: heals executions of the locking state machine that end badly."""

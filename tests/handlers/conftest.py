@@ -1,0 +1,92 @@
+"""Handlers invoked as Lambda would: with the environment the template gives them, on events
+from events/, against moto with the real state machine deployed."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common import clients
+from tests.support.machine import Machine, running_machine
+from tests.support.stack import function_environment, handler_of
+from tests.support.template import ROOT
+
+EVENTS = ROOT / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+@dataclass
+class FakeContext:
+    """What Powertools reads from a LambdaContext."""
+
+    function_name: str = "lock-janitor-JanitorFunction"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = (
+        "arn:aws:lambda:us-east-1:123456789012:function:lock-janitor-JanitorFunction"
+    )
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+    log_group_name: str = "/aws/lambda/lock-janitor-JanitorFunction"
+    log_stream_name: str = "2026/11/29/[$LATEST]abcdef"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def resolve_handler(machine: Machine, logical_id: str) -> Callable[..., Any]:
+    module, _, name = handler_of(machine.stack, logical_id).rpartition(".")
+    handler: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return handler
+
+
+@dataclass
+class Janitor:
+    machine: Machine
+    handler: Callable[..., Any]
+
+    def __call__(self, event: dict[str, Any]) -> Any:
+        return self.handler(event, FakeContext())
+
+    def event_for(
+        self, file: str, execution_arn: str | None = None, **detail: Any
+    ) -> dict[str, Any]:
+        """A sample event made to describe a real execution of this stack: its ARN and dates
+        from DescribeExecution (as AWS would send them), the rest from the file."""
+        event = load_event(file)
+        if execution_arn is not None:
+            described = self.machine.describe(execution_arn)
+            event["resources"] = [execution_arn]
+            event["detail"]["executionArn"] = execution_arn
+            event["detail"]["name"] = described["name"]
+            event["detail"]["startDate"] = int(described["startDate"].timestamp() * 1000)
+            if described.get("stopDate"):
+                event["detail"]["stopDate"] = int(described["stopDate"].timestamp() * 1000)
+        event["detail"].update(detail)
+        return event
+
+
+@pytest.fixture
+def machine() -> Iterator[Machine]:
+    with running_machine() as m:
+        yield m
+
+
+@pytest.fixture
+def janitor(machine: Machine, monkeypatch: pytest.MonkeyPatch) -> Janitor:
+    for key, value in function_environment(machine.stack, "JanitorFunction").items():
+        monkeypatch.setenv(key, value)
+    clients.reset()
+    return Janitor(machine, resolve_handler(machine, "JanitorFunction"))
+
+
+def event_files() -> list[Path]:
+    return sorted(EVENTS.glob("*.json"))
