@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help venv test lint format typecheck pytest validate build local lock clean
+.PHONY: help venv test lint format typecheck pytest validate build local lock clean bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,3 +64,6 @@ lock: ## Re-pin requirements-dev.txt from requirements-dev.in (needs the package
 
 clean: ## Remove build output and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+bench: $(STAMP) ## Benchmarks: print figures (cold-start import times, ...)
+	$(BIN)/python benchmarks/import_time.py

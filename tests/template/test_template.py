@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,9 @@ def cfn() -> dict[str, Any]:
 
 def run_sam(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     assert SAM, "the sam CLI is installed in .venv (make venv)"
-    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    # sam build looks for python3.13 on PATH: this interpreter (the venv's) is one.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "PATH": path}
     return subprocess.run(
         [SAM, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
     )
@@ -59,9 +62,23 @@ def test_cfn_lint_passes_on_the_translated_template(cfn: dict[str, Any]) -> None
 
 def test_sam_build_succeeds(tmp_path: Path) -> None:
     """python3.13 on arm64, as the template says; the venv's interpreter is on PATH."""
-    result = run_sam("build", "--build-dir", str(tmp_path / "build"), "--cache-dir", str(tmp_path))
+    result = run_sam(
+        "build", "--build-dir", str(tmp_path / "build"), "--cache-dir", str(tmp_path / "cache")
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (tmp_path / "build" / "template.yaml").is_file()
+    build = tmp_path / "build"
+    assert (build / "template.yaml").is_file()
+    functions = [
+        name
+        for name, r in load_template()["Resources"].items()
+        if r["Type"] == "AWS::Serverless::Function"
+    ]
+    assert functions
+    for name in functions:
+        artifact = build / name
+        assert (artifact / "janitor" / "handler.py").is_file(), name
+        assert (artifact / "common" / "lock_table.py").is_file(), name
+        assert (artifact / "aws_lambda_powertools").is_dir(), f"{name}: runtime deps installed"
 
 
 def resources_of(cfn: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:

@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from common import lock_table
-from common.lock_table import Lock, Outcome, ReleasedBy, get_lock, release
+from common.lock_table import Lock, Outcome, ReleasedBy, acquire, get_lock, release
 from tests.support.template import ASL_PATH, load_template
 
 ME = "arn:aws:states:us-east-1:123456789012:execution:locking:me"
@@ -130,3 +130,58 @@ def test_the_state_machine_and_python_speak_the_same_protocol() -> None:
         outcome = params["ExpressionAttributeValues"][":outcome"]["S"]
         assert outcome in set(Outcome)
         assert params["ExpressionAttributeValues"][":by"]["S"] == ReleasedBy.STATE_MACHINE
+
+
+def test_a_later_redrive_of_the_same_execution_keeps_its_lock(table: Any) -> None:
+    """Events arrive in any order: the FAILED event of the run before a redrive must not free
+    the lock the redriven run (same ARN, higher RedriveCount) holds."""
+    client, name = table
+    put(client, LockId="job", Owner=ME, Token=5, RedriveCount=1)
+    late = release(
+        client,
+        name,
+        "job",
+        owner=ME,
+        outcome=Outcome.FAILED,
+        by=ReleasedBy.JANITOR,
+        now=NOW,
+        redrive_count=0,
+    )
+    assert late.kind == "reacquired_since"
+    assert get_lock(client, name, "job").owner == ME  # type: ignore[union-attr]
+    current = release(
+        client,
+        name,
+        "job",
+        owner=ME,
+        outcome=Outcome.FAILED,
+        by=ReleasedBy.JANITOR,
+        now=NOW,
+        redrive_count=1,
+    )
+    assert current.kind == "released"
+    after = get_lock(client, name, "job")
+    assert after is not None
+    assert after.owner is None
+    assert after.redrive_count is None, "a release removes every held attribute"
+
+
+def test_acquire_free_own_and_replacing(table: Any) -> None:
+    client, name = table
+    kwargs = {"state_machine_arn": "arn:sm", "timeout_seconds": 60, "now": NOW}
+    first = acquire(client, name, "job", owner=ME, redrive_count=1, **kwargs)
+    assert first.kind == "acquired"
+    assert first.lock is not None
+    assert (first.lock.owner, first.lock.token, first.lock.redrive_count) == (ME, 1, 1)
+    again = acquire(client, name, "job", owner=ME, redrive_count=2, **kwargs)
+    assert again.kind == "acquired"
+    assert again.lock is not None
+    assert again.lock.token == 2, "every acquisition takes the next token"
+    refused = acquire(client, name, "job", owner=OTHER, **kwargs)
+    assert (refused.kind, refused.holder) == ("held_by_other", ME)
+    stale = acquire(client, name, "job", owner=OTHER, replacing="arn:someone-else", **kwargs)
+    assert stale.kind == "held_by_other", "take-over only while the dead holder still holds it"
+    taken = acquire(client, name, "job", owner=OTHER, replacing=ME, **kwargs)
+    assert taken.kind == "acquired"
+    assert taken.lock is not None
+    assert (taken.lock.owner, taken.lock.token) == (OTHER, 3)
