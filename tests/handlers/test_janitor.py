@@ -14,6 +14,7 @@ from common.status_event import MalformedEvent
 from janitor.heal import ForeignEvent, RepairIncomplete
 from tests.handlers.conftest import EVENTS, Janitor, load_event
 from tests.support.faults import captured_params, counted_calls, failing_call
+from tests.support.logs import captured
 from tests.support.machine import Machine
 from tests.support.stack import finish_task, received_incidents
 
@@ -44,13 +45,9 @@ def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[io.StringIO]:
     test points it at a buffer; EMF metrics are printed, so stdout is copied in too."""
     from janitor.handler import logger
 
-    buffer = io.StringIO()
-    previous = logger.registered_handler.setStream(buffer)  # type: ignore[attr-defined]
-    try:
+    with captured(logger) as buffer:
         yield buffer
-    finally:
         buffer.write(capsys.readouterr().out)
-        logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("file", "status"), ENDED)

@@ -1,0 +1,1 @@
+"""Alerts: incidents and alarms from AlertsTopic, to Slack."""

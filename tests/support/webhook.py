@@ -1,0 +1,88 @@
+"""A Slack-compatible incoming webhook on 127.0.0.1: records every post and answers as told
+(200 "ok", 429 with Retry-After, 5xx, 4xx with Slack's error text)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+# The path a real webhook has: it is the secret part of the URL.
+SECRET_PATH = "/services/T0TESTTEAM/B0TESTHOOK/s3cr3tW3bh00kT0k3n"
+
+
+@dataclass
+class Post:
+    at: float
+    path: str
+    body: dict[str, Any]
+    status: int
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    body: str = "ok"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class WebhookSink:
+    def __init__(self) -> None:
+        self.posts: list[Post] = []
+        self.answers: deque[Answer] = deque()
+        self._lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                with sink._lock:
+                    answer = sink.answers.popleft() if sink.answers else Answer()
+                    try:
+                        body = json.loads(raw)
+                    except ValueError:
+                        body = {"unparseable": raw.decode(errors="replace")}
+                    sink.posts.append(Post(time.monotonic(), self.path, body, answer.status))
+                if self.path != SECRET_PATH:
+                    answer = Answer(404, "no_service")
+                self.send_response(answer.status)
+                for key, value in answer.headers.items():
+                    self.send_header(key, value)
+                data = answer.body.encode()
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}{SECRET_PATH}"
+
+    def answer(self, *answers: Answer) -> None:
+        """Queue the next answers; after them, 200 "ok"."""
+        with self._lock:
+            self.answers.extend(answers)
+
+    def ok_posts(self) -> list[Post]:
+        return [p for p in self.posts if p.status == 200]
+
+    def __enter__(self) -> WebhookSink:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
