@@ -346,3 +346,37 @@ def test_an_unreadable_record_is_not_acknowledged(alerts: Alerts) -> None:
     bad = next(r for r in event["Records"] if r["body"] == "not an SNS notification")
     assert failure["itemIdentifier"] == bad["messageId"]
     assert len(alerts.sink.ok_posts()) == 1
+
+
+def test_high_only_email_filter_passes_high_incidents_and_alarms(alerts: Alerts) -> None:
+    """The email subscription's filter policy, from the template, applied by SNS (moto) to a
+    stand-in queue: high incidents and alarms pass, the rest do not."""
+    template = alerts.stack.context.template
+    ctx = alerts.stack.context
+    ctx.parameters.update(AlertsEmail="oncall@example.com", AlertsEmailHighSeverityOnly="true")
+    props = ctx.resolve(template["Resources"]["AlertsEmailSubscription"]["Properties"])
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    inbox = sqs.create_queue(QueueName="email-stand-in")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    boto3.client("sns", region_name="us-east-1").subscribe(
+        TopicArn=props["TopicArn"],
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={
+            "FilterPolicy": json.dumps(props["FilterPolicy"]),
+            "FilterPolicyScope": props["FilterPolicyScope"],
+        },
+    )
+    alerts.publish(
+        incident(1), incident(2, severity=Severity.MEDIUM), incident(3, severity=Severity.LOW)
+    )
+    alerts.publish_alarm(ALARM)
+    got = []
+    for _ in range(5):
+        got += sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
+    subjects = sorted(json.loads(m["Body"]).get("Subject", "") for m in got)
+    assert len(subjects) == 2
+    assert subjects[0].startswith("ALARM: ")
+    assert subjects[1].startswith("[lock-janitor] HIGH ")

@@ -28,6 +28,8 @@ class Answer:
     status: int = 200
     body: str = "ok"
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    """Seconds to wait before answering (a slow or hanging Slack)."""
 
 
 class WebhookSink:
@@ -50,6 +52,8 @@ class WebhookSink:
                     sink.posts.append(Post(time.monotonic(), self.path, body, answer.status))
                 if self.path != SECRET_PATH:
                     answer = Answer(404, "no_service")
+                if answer.delay:
+                    time.sleep(answer.delay)
                 self.send_response(answer.status)
                 for key, value in answer.headers.items():
                     self.send_header(key, value)
