@@ -100,6 +100,8 @@ class Incident:
     start_ms: int | None = None
     stop_ms: int | None = None
     reported_by: str = "janitor"
+    incident_key: str | None = None
+    """What the incident is about when it is not the execution itself (an orphan task's ARN)."""
     detected_at: str = field(
         default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
     )

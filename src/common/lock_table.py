@@ -24,13 +24,21 @@ ACQUIRED_AT = "AcquiredAt"
 STATE_MACHINE_ARN = "StateMachineArn"
 TIMEOUT_SECONDS = "TimeoutSeconds"
 REDRIVE_COUNT = "RedriveCount"
+OVERDUE_REPORTED_AT = "OverdueReportedAt"
 TOKEN = "Token"  # noqa: S105 - an attribute name, not a secret
 LAST_OWNER = "LastOwner"
 LAST_OUTCOME = "LastOutcome"
 LAST_RELEASED_AT = "LastReleasedAt"
 LAST_RELEASED_BY = "LastReleasedBy"
 
-HELD_ATTRIBUTES = (OWNER, ACQUIRED_AT, STATE_MACHINE_ARN, TIMEOUT_SECONDS, REDRIVE_COUNT)
+HELD_ATTRIBUTES = (
+    OWNER,
+    ACQUIRED_AT,
+    STATE_MACHINE_ARN,
+    TIMEOUT_SECONDS,
+    REDRIVE_COUNT,
+    OVERDUE_REPORTED_AT,
+)
 """Present only while the lock is held; a release removes them."""
 ATTRIBUTES = frozenset(
     {LOCK_ID, TOKEN, *HELD_ATTRIBUTES, LAST_OWNER, LAST_OUTCOME, LAST_RELEASED_AT, LAST_RELEASED_BY}
@@ -68,6 +76,7 @@ class Lock:
     state_machine_arn: str | None = None
     timeout_seconds: int | None = None
     redrive_count: int | None = None
+    overdue_reported_at: str | None = None
     last_owner: str | None = None
     last_outcome: str | None = None
     last_released_at: str | None = None
@@ -97,6 +106,7 @@ class Lock:
             state_machine_arn=s(STATE_MACHINE_ARN),
             timeout_seconds=n(TIMEOUT_SECONDS),
             redrive_count=n(REDRIVE_COUNT),
+            overdue_reported_at=s(OVERDUE_REPORTED_AT),
             last_owner=s(LAST_OWNER),
             last_outcome=s(LAST_OUTCOME),
             last_released_at=s(LAST_RELEASED_AT),
@@ -152,6 +162,7 @@ def release(
         "#stateMachine": STATE_MACHINE_ARN,
         "#timeout": TIMEOUT_SECONDS,
         "#redrives": REDRIVE_COUNT,
+        "#overdue": OVERDUE_REPORTED_AT,
         "#lastOwner": LAST_OWNER,
         "#lastOutcome": LAST_OUTCOME,
         "#lastReleasedAt": LAST_RELEASED_AT,
@@ -165,7 +176,7 @@ def release(
             TableName=table,
             Key={LOCK_ID: {"S": lock_id}},
             UpdateExpression=(
-                "REMOVE #owner, #acquiredAt, #stateMachine, #timeout, #redrives "
+                "REMOVE #owner, #acquiredAt, #stateMachine, #timeout, #redrives, #overdue "
                 "SET #lastOwner = :me, #lastOutcome = :outcome, "
                 "#lastReleasedAt = :now, #lastReleasedBy = :by"
             ),
@@ -224,6 +235,7 @@ def acquire(
         "#stateMachine": STATE_MACHINE_ARN,
         "#token": TOKEN,
         "#redrives": REDRIVE_COUNT,
+        "#overdue": OVERDUE_REPORTED_AT,
     }
     values: dict[str, Any] = {
         ":owner": {"S": owner},
@@ -240,7 +252,7 @@ def acquire(
         names["#timeout"] = TIMEOUT_SECONDS
         values[":timeout"] = {"N": str(timeout_seconds)}
         update += ", #timeout = :timeout"
-    update += " ADD #token :one"
+    update += " REMOVE #overdue ADD #token :one"
     if replacing is None:
         condition = "attribute_not_exists(#owner) OR #owner = :owner"
     else:
@@ -263,3 +275,38 @@ def acquire(
         old = cast("dict[str, Any] | None", err.response.get("Item"))
         return AcquireResult("held_by_other", Lock.from_item(old) if old else None)
     return AcquireResult("acquired", Lock.from_item(answer.get("Attributes", {})))
+
+
+def mark_overdue_reported(
+    client: DynamoDBClient, table: str, lock_id: str, *, owner: str, now: str
+) -> bool:
+    """Note on a held lock that its overdue holder was reported, once per holder; False when
+    the lock is no longer `owner`'s or was already reported."""
+    try:
+        client.update_item(
+            TableName=table,
+            Key={LOCK_ID: {"S": lock_id}},
+            UpdateExpression="SET #overdue = :now",
+            ConditionExpression="#owner = :owner AND attribute_not_exists(#overdue)",
+            ExpressionAttributeNames={"#owner": OWNER, "#overdue": OVERDUE_REPORTED_AT},
+            ExpressionAttributeValues={":owner": {"S": owner}, ":now": {"S": now}},
+        )
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def scan_pages(client: DynamoDBClient, table: str, page_size: int | None = None) -> Any:
+    """Every item of the lock table, page by page (a consistent read of each page)."""
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    if page_size:
+        kwargs["Limit"] = page_size
+    for _ in range(1_000_000):  # bounded: a page per call until DynamoDB says it is the last
+        page = client.scan(**kwargs)
+        yield [Lock.from_item(item) for item in page.get("Items", [])]
+        last = page.get("LastEvaluatedKey")
+        if not last:
+            return
+        kwargs["ExclusiveStartKey"] = last

@@ -11,7 +11,7 @@ class SettingsError(RuntimeError):
     """The function's environment lacks a variable the template should have set."""
 
 
-def _require(environ: Mapping[str, str], name: str) -> str:
+def require(environ: Mapping[str, str], name: str) -> str:
     value = environ.get(name, "").strip()
     if not value:
         raise SettingsError(f"environment variable {name} is missing or empty")
@@ -27,7 +27,18 @@ class JanitorSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> JanitorSettings:
         return cls(
-            lock_table=_require(environ, "LOCK_TABLE_NAME"),
-            alerts_topic_arn=_require(environ, "ALERTS_TOPIC_ARN"),
-            state_machine_arn=_require(environ, "LOCKING_STATE_MACHINE_ARN"),
+            lock_table=require(environ, "LOCK_TABLE_NAME"),
+            alerts_topic_arn=require(environ, "ALERTS_TOPIC_ARN"),
+            state_machine_arn=require(environ, "LOCKING_STATE_MACHINE_ARN"),
         )
+
+
+def require_int(environ: Mapping[str, str], name: str, minimum: int = 0) -> int:
+    raw = require(environ, name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"environment variable {name} is not a whole number: {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"environment variable {name} must be at least {minimum}")
+    return value

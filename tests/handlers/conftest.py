@@ -90,3 +90,27 @@ def janitor(machine: Machine, monkeypatch: pytest.MonkeyPatch) -> Janitor:
 
 def event_files() -> list[Path]:
     return sorted(EVENTS.glob("*.json"))
+
+
+@dataclass
+class Reconcile:
+    machine: Machine
+    handler: Callable[..., Any]
+
+    def __call__(self, event: Any = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.handler(
+            {} if event is None else event,
+            FakeContext(function_name="lock-janitor-ReconcilerFunction"),
+        )
+        return result
+
+
+@pytest.fixture
+def reconcile(machine: Machine, monkeypatch: pytest.MonkeyPatch) -> Reconcile:
+    """The reconciler with the template's environment, except a grace period of 0: the tests'
+    executions ended a second ago, as if the grace period had passed."""
+    for key, value in function_environment(machine.stack, "ReconcilerFunction").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RECONCILE_GRACE_SECONDS", "0")
+    clients.reset()
+    return Reconcile(machine, resolve_handler(machine, "ReconcilerFunction"))

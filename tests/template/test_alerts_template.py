@@ -114,7 +114,7 @@ def test_alarms_notify_the_topic_for_queues_and_every_function() -> None:
 def test_dashboard_is_valid_json_with_the_views_on_call_needs() -> None:
     template = load_template()
     ctx = Context(template=template, parameters={"SlackWebhookSecretArn": "arn:x"})
-    for ref in ("LockingStateMachine", "JanitorFunction", "AlertsFunction"):
+    for ref in ("LockingStateMachine", "JanitorFunction", "ReconcilerFunction", "AlertsFunction"):
         ctx.refs[ref] = f"{ref}-physical"
     for queue in ("JanitorDeadLetterQueue", "AlertsDeadLetterQueue"):
         ctx.attributes[(queue, "QueueName")] = f"{queue}-name"
