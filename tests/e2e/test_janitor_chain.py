@@ -11,10 +11,10 @@ import boto3
 import pytest
 
 from common import clients
+from local.bridges import status_change_event
+from local.deploy import function_environment, received_incidents
 from tests.handlers.conftest import FakeContext, resolve_handler
 from tests.support.machine import Machine, running_machine
-from tests.support.moto_bridges import status_change_event
-from tests.support.stack import function_environment, received_incidents
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from common import clients
+from local.deploy import function_environment, received_incidents
 from tests.handlers.conftest import FakeContext, resolve_handler
 from tests.support.machine import Machine, running_machine
-from tests.support.stack import function_environment, received_incidents
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from common import clients
+from local.deploy import function_environment, handler_of
+from local.template import ROOT
 from tests.support.machine import Machine, running_machine
-from tests.support.stack import function_environment, handler_of
-from tests.support.template import ROOT
 
 EVENTS = ROOT / "events"
 

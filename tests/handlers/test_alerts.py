@@ -20,11 +20,19 @@ from moto import mock_aws
 from alerts import deliver
 from common import clients
 from common.incident import Execution, Incident, Repairs, Severity
+from local.deploy import (
+    AlertsPipe,
+    LockingStack,
+    deploy_alerts,
+    deploy_locking_stack,
+    function_environment,
+    handler_of,
+    settle,
+    sqs_batch,
+)
+from local.webhook import SECRET_PATH, Answer, WebhookSink
 from tests.handlers.conftest import FakeContext
-from tests.support.alerts import AlertsPipe, deploy_alerts, settle, sqs_batch
 from tests.support.logs import captured
-from tests.support.stack import LockingStack, deploy_locking_stack, function_environment, handler_of
-from tests.support.webhook import SECRET_PATH, Answer, WebhookSink
 
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:lock-janitor-LockingStateMachine"
 

@@ -12,11 +12,11 @@ import pytest
 from common import clients
 from common.status_event import MalformedEvent
 from janitor.heal import ForeignEvent, RepairIncomplete
+from local.deploy import finish_task, received_incidents
 from tests.handlers.conftest import EVENTS, Janitor, load_event
 from tests.support.faults import captured_params, counted_calls, failing_call
 from tests.support.logs import captured
 from tests.support.machine import Machine
-from tests.support.stack import finish_task, received_incidents
 
 ENDED = [
     ("janitor-failed.json", "FAILED"),

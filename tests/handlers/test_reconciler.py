@@ -12,10 +12,10 @@ import pytest
 
 from common import clients
 from janitor.reconcile import BadInput, Clients, Reconciler, ReconcilerSettings
+from local.deploy import function_environment, received_incidents
 from tests.handlers.conftest import Reconcile
 from tests.support.faults import counted_calls
 from tests.support.machine import Machine
-from tests.support.stack import function_environment, received_incidents
 
 
 def incidents(machine: Machine) -> list[dict[str, Any]]:
@@ -115,7 +115,7 @@ def test_a_stuck_run_is_reported_once_and_keeps_its_lock(
 
 def test_tasks_without_lock_owner_are_never_touched(reconcile: Reconcile, machine: Machine) -> None:
     ecs = machine.ecs
-    from tests.support.stack import default_network
+    from local.deploy import default_network
 
     subnets, groups = default_network(machine.stack.region)
     network = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups}}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.template import ASL_PATH, Context, load_template, substitute_definition
+from local.template import ASL_PATH, Context, load_template, substitute_definition
 from tests.support.translate import lint_template
 
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from local.deploy import finish_task, running_task_arns, wait_for
 from tests.support.faults import ecs_run_task_fails
 from tests.support.machine import Machine
-from tests.support.stack import finish_task, running_task_arns, wait_for
 
 
 def env_of(machine: Machine, task_arn: str) -> dict[str, str]:

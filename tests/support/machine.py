@@ -13,8 +13,8 @@ import boto3
 from moto import mock_aws
 from moto.moto_api import state_manager
 
-from tests.support.moto_bridges import all_bridges
-from tests.support.stack import LockingStack, deploy_locking_stack, schedule_inputs, wait_for
+from local.bridges import all_bridges
+from local.deploy import LockingStack, deploy_locking_stack, schedule_inputs, wait_for
 
 FROZEN = {"progression": "manual", "times": 10**9}  # tasks run until a test ends them
 

@@ -14,7 +14,7 @@ from typing import Any
 from cfnlint.api import ManualArgs, lint
 from samtranslator.translator.transform import transform
 
-from tests.support.template import load_template
+from local.template import load_template
 
 REGION = "us-east-1"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.support.template import Context, load_template
+from local.template import Context, load_template
 from tests.support.translate import translated_template
 
 

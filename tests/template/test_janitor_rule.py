@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from tests.support.template import ROOT, Context, load_template
+from local.template import ROOT, Context, load_template
 
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:lock-janitor-LockingStateMachine"
 EVENTS = ROOT / "events"

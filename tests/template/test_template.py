@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.template import ROOT, load_template
+from local.template import ROOT, load_template
 from tests.support.translate import REGION, lint_template, translated_template
 
 SAM = shutil.which("sam", path=str(ROOT / ".venv" / "bin")) or shutil.which("sam")

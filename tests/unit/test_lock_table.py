@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from common import lock_table
 from common.lock_table import Lock, Outcome, ReleasedBy, acquire, get_lock, release
-from tests.support.template import ASL_PATH, load_template
+from local.template import ASL_PATH, load_template
 
 ME = "arn:aws:states:us-east-1:123456789012:execution:locking:me"
 OTHER = "arn:aws:states:us-east-1:123456789012:execution:locking:other"

@@ -14,7 +14,7 @@ import pytest
 from alerts.messages import parse_notification
 from alerts.render import alarm_message, digest_message, escape, incident_message
 from common.incident import Execution, Incident, Repairs, Severity
-from tests.support.template import ROOT
+from local.template import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:lock-janitor-LockingStateMachine"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from alerts import slack
-from tests.support.webhook import SECRET_PATH, Answer, WebhookSink
+from local.webhook import SECRET_PATH, Answer, WebhookSink
 
 
 @pytest.fixture

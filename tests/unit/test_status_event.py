@@ -14,7 +14,7 @@ from common.status_event import (
     parse_status_change,
     timeout_from_input,
 )
-from tests.support.template import ROOT
+from local.template import ROOT
 
 EVENTS = ROOT / "events"
 AWS_DOCS = ROOT / "tests" / "fixtures" / "aws-docs-events"

@@ -13,7 +13,7 @@ from typing import Any
 
 from samcli.yamlhelper import yaml_parse
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = ROOT / "template.yaml"
 ASL_PATH = ROOT / "statemachine" / "locking.asl.json"
 

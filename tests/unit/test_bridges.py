@@ -16,15 +16,15 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceEcs,
 )
 
-from tests.support import moto_bridges
-from tests.support.moto_bridges import (
+from local import bridges as moto_bridges
+from local.bridges import (
     all_bridges,
     ecs_integration_errors,
     ecs_integration_shapes,
     ecs_sync_fails_on_nonzero_exit,
     status_change_event,
 )
-from tests.support.stack import default_network, wait_for
+from local.deploy import default_network, wait_for
 
 REGION = "us-east-1"
 

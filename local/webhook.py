@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 # The path a real webhook has: it is the secret part of the URL.
-SECRET_PATH = "/services/T0TESTTEAM/B0TESTHOOK/s3cr3tW3bh00kT0k3n"
+SECRET_PATH = "/services/T0TESTTEAM/B0TESTHOOK/s3cr3tW3bh00kT0k3n"  # noqa: S105 - a stand-in
 
 
 @dataclass
