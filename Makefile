@@ -51,9 +51,8 @@ validate: $(STAMP) ## sam validate (lint and translator) on template.yaml
 build: $(STAMP) ## sam build (python3.13, arm64) into .aws-sam/
 	$(BIN)/sam build
 
-local: $(STAMP) ## Run the whole system against a local AWS emulator (arrives with issue 6)
-	@echo "make local: the local emulation (moto server, scenarios, timeline) arrives with its own issue."
-	@echo "Until then, 'make test' runs the real state machine under moto: see tests/statemachine/."
+local: $(STAMP) ## The whole system against moto on 127.0.0.1: scenarios, timeline, end state (SERVE=1 keeps it up)
+	PYTHONPATH=src $(BIN)/python -m local $(if $(SERVE),--serve,)
 
 lock: ## Re-pin requirements-dev.txt from requirements-dev.in (needs the package registry)
 	rm -rf .venv-lock && $(PYTHON313) -m venv .venv-lock

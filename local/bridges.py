@@ -196,12 +196,20 @@ def all_bridges() -> Iterator[None]:
 
 
 def status_change_event(
-    sfn: Any, execution_arn: str, *, redrive_count: int = 0, event_id: str | None = None
+    sfn: Any,
+    execution_arn: str,
+    *,
+    redrive_count: int = 0,
+    event_id: str | None = None,
+    status: str | None = None,
 ) -> dict[str, Any]:
     """Gap: moto sends no "Step Functions Execution Status Change" events at all. Build the one
     AWS sends for the execution's current status, from DescribeExecution, in the documented
-    shape (dates as epoch millis, input as a JSON string)."""
-    d = sfn.describe_execution(executionArn=execution_arn)
+    shape (dates as epoch millis, input as a JSON string). `status` and `redrive_count` stand in
+    for what moto cannot do at all (a redrive: RUNNING again, redriveCount 1)."""
+    d = dict(sfn.describe_execution(executionArn=execution_arn))
+    if status is not None:
+        d["status"] = status
 
     def millis(value: Any) -> int | None:
         return int(value.timestamp() * 1000) if value is not None else None

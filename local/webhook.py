@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -33,7 +34,9 @@ class Answer:
 
 
 class WebhookSink:
-    def __init__(self) -> None:
+    def __init__(self, on_post: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """`on_post` sees every post Slack would accept (what on-call would see)."""
+        self.on_post = on_post
         self.posts: list[Post] = []
         self.answers: deque[Answer] = deque()
         self._lock = threading.Lock()
@@ -54,6 +57,8 @@ class WebhookSink:
                     answer = Answer(404, "no_service")
                 if answer.delay:
                     time.sleep(answer.delay)
+                if sink.on_post is not None and answer.status == 200:
+                    sink.on_post(body)
                 self.send_response(answer.status)
                 for key, value in answer.headers.items():
                     self.send_header(key, value)

@@ -6,44 +6,15 @@ AWS::StepFunctions::StateMachine, is how both get checked."""
 
 from __future__ import annotations
 
-import copy
 import json
-import os
 from typing import Any
 
 from cfnlint.api import ManualArgs, lint
-from samtranslator.translator.transform import transform
 
-from local.template import load_template
+from local.template import translated_template
 
 REGION = "us-east-1"
-
-
-class _NoManagedPolicies:
-    """The translator asks IAM for managed policy ARNs; offline there are none to ask."""
-
-    def load(self) -> dict[str, str]:
-        return {}
-
-
-def translated_template() -> dict[str, Any]:
-    """template.yaml as CloudFormation sees it after `sam package`: local code and definition
-    paths become s3:// placeholders."""
-    template = copy.deepcopy(load_template())
-    for resource in template["Resources"].values():
-        props = resource.get("Properties", {})
-        if resource["Type"] == "AWS::Serverless::StateMachine" and "DefinitionUri" in props:
-            props["DefinitionUri"] = f"s3://placeholder-bucket/{props['DefinitionUri']}"
-        if resource["Type"] == "AWS::Serverless::Function" and "CodeUri" in props:
-            props["CodeUri"] = f"s3://placeholder-bucket/{props['CodeUri'].strip('/')}.zip"
-    globals_code = template.get("Globals", {}).get("Function", {})
-    if isinstance(globals_code.get("CodeUri"), str):
-        globals_code["CodeUri"] = (
-            f"s3://placeholder-bucket/{globals_code['CodeUri'].strip('/')}.zip"
-        )
-    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    result: dict[str, Any] = transform(template, {}, _NoManagedPolicies())
-    return result
+__all__ = ["REGION", "lint_template", "translated_template"]
 
 
 def lint_template(template: dict[str, Any]) -> list[str]:

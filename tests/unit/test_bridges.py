@@ -201,3 +201,9 @@ def test_status_change_event_gap_and_bridge(world: World) -> None:
     assert change.stop_ms >= change.start_ms
     assert json.loads(event["detail"]["input"]) == {"taskDefinition": world.taskdef}
     assert event["detail"]["error"] == "States.TaskFailed"
+    redrive = status_change_event(
+        world.sfn, done["executionArn"], status="RUNNING", redrive_count=1
+    )
+    change = parse_status_change(redrive)
+    assert change.redriven, "what a redrive emits, which moto cannot do"
+    assert change.stop_ms is None
