@@ -27,6 +27,68 @@ _CONTAINER_KEYS = {
 }
 
 
+# --- Creating one resource from its resolved template properties: shared by the tests' partial
+# deploy below and the emulator's whole-template deploy (local/emulator.py). --------------------
+
+
+def create_table(ddb: Any, name: str, props: dict[str, Any]) -> str:
+    """A DynamoDB table as the template describes it; returns its ARN."""
+    ddb.create_table(
+        TableName=name,
+        KeySchema=props["KeySchema"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        BillingMode=props["BillingMode"],
+    )
+    if "TimeToLiveSpecification" in props:
+        ddb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"]
+        )
+    arn: str = ddb.describe_table(TableName=name)["Table"]["TableArn"]
+    return arn
+
+
+def register_task_definition(ecs: Any, props: dict[str, Any]) -> str:
+    """An ECS task definition from its CloudFormation properties; returns its ARN."""
+    containers = [
+        {_CONTAINER_KEYS[k]: v for k, v in c.items() if k in _CONTAINER_KEYS}
+        for c in props["ContainerDefinitions"]
+    ]
+    arn: str = ecs.register_task_definition(
+        family=props["Family"],
+        requiresCompatibilities=props["RequiresCompatibilities"],
+        networkMode=props["NetworkMode"],
+        cpu=props["Cpu"],
+        memory=props["Memory"],
+        executionRoleArn=props["ExecutionRoleArn"],
+        taskRoleArn=props["TaskRoleArn"],
+        containerDefinitions=containers,
+    )["taskDefinition"]["taskDefinitionArn"]
+    return arn
+
+
+def create_state_machine(
+    sfn: Any, name: str, substitutions: dict[str, Any], role_arn: str, kind: str
+) -> str:
+    """The locking state machine through the API (moto runs only those), its definition
+    substituted as CloudFormation would; returns its ARN."""
+    definition = substitute_definition(
+        ASL_PATH.read_text(), {k: str(v) for k, v in substitutions.items()}
+    )
+    arn: str = sfn.create_state_machine(
+        name=name, definition=definition, roleArn=role_arn, type=kind
+    )["stateMachineArn"]
+    return arn
+
+
+def create_queue(sqs: Any, name: str, attributes: dict[str, str] | None = None) -> tuple[str, str]:
+    """An SQS queue; returns (URL, ARN)."""
+    url = sqs.create_queue(QueueName=name, Attributes=attributes or {})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return url, arn
+
+
 @dataclass(frozen=True)
 class LockingStack:
     region: str
@@ -69,19 +131,12 @@ def deploy_locking_stack(region: str = "us-east-1", **parameters: Any) -> Lockin
     ctx = Context(template=template, parameters=values, region=region)
     resources = template["Resources"]
 
-    table = resources["LockTable"]["Properties"]
     table_name = f"{ctx.stack_name}-LockTable"
     ddb = boto3.client("dynamodb", region_name=region)
-    ddb.create_table(
-        TableName=table_name,
-        KeySchema=table["KeySchema"],
-        AttributeDefinitions=table["AttributeDefinitions"],
-        BillingMode=table["BillingMode"],
-    )
     ctx.refs["LockTable"] = table_name
-    ctx.attributes[("LockTable", "Arn")] = ddb.describe_table(TableName=table_name)["Table"][
-        "TableArn"
-    ]
+    ctx.attributes[("LockTable", "Arn")] = create_table(
+        ddb, table_name, resources["LockTable"]["Properties"]
+    )
 
     ecs = boto3.client("ecs", region_name=region)
     if ctx.condition("CreateCluster"):
@@ -97,43 +152,30 @@ def deploy_locking_stack(region: str = "us-east-1", **parameters: Any) -> Lockin
     ctx.refs["SampleTaskLogGroup"] = f"{ctx.stack_name}-SampleTaskLogGroup"
 
     taskdef = ctx.resolve(resources["SampleTaskDefinition"]["Properties"])
-    containers = [
-        {_CONTAINER_KEYS[k]: v for k, v in c.items() if k in _CONTAINER_KEYS}
-        for c in taskdef["ContainerDefinitions"]
-    ]
-    task_definition_arn = ecs.register_task_definition(
-        family=taskdef["Family"],
-        requiresCompatibilities=taskdef["RequiresCompatibilities"],
-        networkMode=taskdef["NetworkMode"],
-        cpu=taskdef["Cpu"],
-        memory=taskdef["Memory"],
-        executionRoleArn=taskdef["ExecutionRoleArn"],
-        taskRoleArn=taskdef["TaskRoleArn"],
-        containerDefinitions=containers,
-    )["taskDefinition"]["taskDefinitionArn"]
+    task_definition_arn = register_task_definition(ecs, taskdef)
     ctx.refs["SampleTaskDefinition"] = task_definition_arn
 
     machine = resources["LockingStateMachine"]["Properties"]
-    substitutions = {k: str(v) for k, v in ctx.resolve(machine["DefinitionSubstitutions"]).items()}
-    definition = substitute_definition(ASL_PATH.read_text(), substitutions)
-    sfn = boto3.client("stepfunctions", region_name=region)
-    state_machine_arn = sfn.create_state_machine(
-        name=f"{ctx.stack_name}-LockingStateMachine",
-        definition=definition,
-        roleArn=ctx.attributes[("LockingStateMachineRole", "Arn")],
-        type=machine["Type"],
-    )["stateMachineArn"]
+    substitutions = ctx.resolve(machine["DefinitionSubstitutions"])
+    state_machine_arn = create_state_machine(
+        boto3.client("stepfunctions", region_name=region),
+        f"{ctx.stack_name}-LockingStateMachine",
+        substitutions,
+        ctx.attributes[("LockingStateMachineRole", "Arn")],
+        machine["Type"],
+    )
+    definition = substitute_definition(
+        ASL_PATH.read_text(), {k: str(v) for k, v in substitutions.items()}
+    )
     ctx.refs["LockingStateMachine"] = state_machine_arn
     ctx.attributes[("LockingStateMachine", "Name")] = state_machine_arn.rsplit(":", 1)[1]
 
     sns = boto3.client("sns", region_name=region)
     topic_arn = sns.create_topic(Name=f"{ctx.stack_name}-AlertsTopic")["TopicArn"]
     ctx.refs["AlertsTopic"] = topic_arn
-    sqs = boto3.client("sqs", region_name=region)
-    inbox = sqs.create_queue(QueueName=f"{ctx.stack_name}-test-inbox")["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
+    inbox, inbox_arn = create_queue(
+        boto3.client("sqs", region_name=region), f"{ctx.stack_name}-test-inbox"
+    )
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn)
 
     return LockingStack(
@@ -142,7 +184,7 @@ def deploy_locking_stack(region: str = "us-east-1", **parameters: Any) -> Lockin
         table_name=table_name,
         cluster_arn=ctx.resolve(template["Outputs"]["ClusterArn"]["Value"]),
         task_definition_arn=task_definition_arn,
-        container=containers[0]["name"],
+        container=taskdef["ContainerDefinitions"][0]["Name"],
         state_machine_arn=state_machine_arn,
         definition=json.loads(definition),
         alerts_topic_arn=topic_arn,
@@ -242,14 +284,6 @@ class AlertsPipe:
     table: str
 
 
-def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
-    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    return url, arn
-
-
 def deploy_alerts(
     stack: LockingStack, webhook_url: str, *, visibility: int | None = None
 ) -> AlertsPipe:
@@ -262,11 +296,11 @@ def deploy_alerts(
     ctx.parameters["SlackWebhookSecretArn"] = secret_arn
 
     sqs = boto3.client("sqs", region_name=stack.region)
-    dlq_url, dlq_arn = _queue(sqs, "lock-janitor-AlertsDeadLetterQueue", {})
+    dlq_url, dlq_arn = create_queue(sqs, "lock-janitor-AlertsDeadLetterQueue", {})
     ctx.refs["AlertsDeadLetterQueue"] = dlq_url
     ctx.attributes[("AlertsDeadLetterQueue", "Arn")] = dlq_arn
     props = ctx.resolve(resources["AlertsQueue"]["Properties"])
-    queue_url, queue_arn = _queue(
+    queue_url, queue_arn = create_queue(
         sqs,
         "lock-janitor-AlertsQueue",
         {
@@ -286,17 +320,10 @@ def deploy_alerts(
         Attributes={"RawMessageDelivery": str(subscription["RawMessageDelivery"]).lower()},
     )
 
-    table = resources["IdempotencyTable"]["Properties"]
-    ddb = boto3.client("dynamodb", region_name=stack.region)
-    ddb.create_table(
-        TableName="lock-janitor-IdempotencyTable",
-        KeySchema=table["KeySchema"],
-        AttributeDefinitions=table["AttributeDefinitions"],
-        BillingMode=table["BillingMode"],
-    )
-    ddb.update_time_to_live(
-        TableName="lock-janitor-IdempotencyTable",
-        TimeToLiveSpecification=table["TimeToLiveSpecification"],
+    create_table(
+        boto3.client("dynamodb", region_name=stack.region),
+        "lock-janitor-IdempotencyTable",
+        resources["IdempotencyTable"]["Properties"],
     )
     ctx.refs["IdempotencyTable"] = "lock-janitor-IdempotencyTable"
     return AlertsPipe(secret_arn, queue_url, queue_arn, dlq_url, "lock-janitor-IdempotencyTable")

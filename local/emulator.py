@@ -37,7 +37,8 @@ from moto.server import ThreadedMotoServer
 
 from common import clients
 from local.bridges import all_bridges, status_change_event
-from local.template import ASL_PATH, ROOT, Context, substitute_definition, translated_template
+from local.deploy import create_queue, create_state_machine, create_table, register_task_definition
+from local.template import ROOT, Context, translated_template
 from local.webhook import WebhookSink
 
 REGION = "us-east-1"
@@ -46,15 +47,6 @@ STACK = "lock-janitor"
 EMAIL = "oncall@example.com"
 MAIL_SHOWN = 3
 FROZEN_TASKS = {"progression": "manual", "times": 10**9}  # tasks run until the harness ends them
-
-_CONTAINER_KEYS = {
-    "Name": "name",
-    "Image": "image",
-    "Essential": "essential",
-    "Memory": "memory",
-    "Command": "command",
-    "Environment": "environment",
-}
 
 
 @dataclass
@@ -267,18 +259,10 @@ class Emulator:
         props = resource.get("Properties", {})
         name = f"{STACK}-{logical_id}"
         if kind == "AWS::DynamoDB::Table":
-            p = ctx.resolve(props)
-            ddb = self.client("dynamodb")
-            ddb.create_table(
-                TableName=name,
-                KeySchema=p["KeySchema"],
-                AttributeDefinitions=p["AttributeDefinitions"],
-                BillingMode=p["BillingMode"],
-            )
             ctx.refs[logical_id] = name
-            ctx.attributes[(logical_id, "Arn")] = ddb.describe_table(TableName=name)["Table"][
-                "TableArn"
-            ]
+            ctx.attributes[(logical_id, "Arn")] = create_table(
+                self.client("dynamodb"), name, ctx.resolve(props)
+            )
             return True
         if kind == "AWS::ECS::Cluster":
             arn = self.client("ecs").create_cluster(clusterName=name)["cluster"]["clusterArn"]
@@ -300,22 +284,7 @@ class Emulator:
             ctx.attributes[(logical_id, "Arn")] = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{name}"
             return False
         if kind == "AWS::ECS::TaskDefinition":
-            p = ctx.resolve(props)
-            containers = [
-                {_CONTAINER_KEYS[k]: v for k, v in c.items() if k in _CONTAINER_KEYS}
-                for c in p["ContainerDefinitions"]
-            ]
-            arn = self.client("ecs").register_task_definition(
-                family=p["Family"],
-                requiresCompatibilities=p["RequiresCompatibilities"],
-                networkMode=p["NetworkMode"],
-                cpu=p["Cpu"],
-                memory=p["Memory"],
-                executionRoleArn=p["ExecutionRoleArn"],
-                taskRoleArn=p["TaskRoleArn"],
-                containerDefinitions=containers,
-            )["taskDefinition"]["taskDefinitionArn"]
-            ctx.refs[logical_id] = arn
+            ctx.refs[logical_id] = register_task_definition(self.client("ecs"), ctx.resolve(props))
             return True
         if kind == "AWS::SNS::Topic":
             arn = self.client("sns").create_topic(Name=name)["TopicArn"]
@@ -324,16 +293,12 @@ class Emulator:
             return True
         if kind == "AWS::SQS::Queue":
             p = ctx.resolve(props)
-            sqs = self.client("sqs")
             attributes = {}
             if "VisibilityTimeout" in p:
                 attributes["VisibilityTimeout"] = str(p["VisibilityTimeout"])
             if "RedrivePolicy" in p:
                 attributes["RedrivePolicy"] = json.dumps(p["RedrivePolicy"])
-            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
+            url, arn = create_queue(self.client("sqs"), name, attributes)
             ctx.refs[logical_id] = url
             ctx.attributes[(logical_id, "Arn")] = arn
             ctx.attributes[(logical_id, "QueueName")] = name
@@ -354,14 +319,13 @@ class Emulator:
             )
             return True
         if kind == "AWS::StepFunctions::StateMachine":
-            subs = {k: str(v) for k, v in ctx.resolve(props["DefinitionSubstitutions"]).items()}
-            arn = self.client("stepfunctions").create_state_machine(
-                name=name,
-                definition=substitute_definition(ASL_PATH.read_text(), subs),
-                roleArn=ctx.resolve(props["RoleArn"]),
-                type=props["StateMachineType"],
-            )["stateMachineArn"]
-            ctx.refs[logical_id] = arn
+            ctx.refs[logical_id] = create_state_machine(
+                self.client("stepfunctions"),
+                name,
+                ctx.resolve(props["DefinitionSubstitutions"]),
+                ctx.resolve(props["RoleArn"]),
+                props["StateMachineType"],
+            )
             ctx.attributes[(logical_id, "Name")] = name
             return True
         if kind == "AWS::Lambda::Function":
@@ -384,11 +348,7 @@ class Emulator:
                 function = next(
                     f for f, a in ctx.attributes.items() if a == target["Arn"] and f[1] == "Arn"
                 )[0]
-                sqs = self.client("sqs")
-                url = sqs.create_queue(QueueName=f"{name}-{target['Id']}-target")["QueueUrl"]
-                arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-                    "Attributes"
-                ]["QueueArn"]
+                url, arn = create_queue(self.client("sqs"), f"{name}-{target['Id']}-target")
                 d.rule_targets[url] = function
                 targets.append({"Id": target["Id"], "Arn": arn})
             events.put_targets(Rule=name, Targets=targets)

@@ -103,25 +103,26 @@ def parse_status_change(event: Any) -> StatusChange:
     )
 
 
-def lock_id_from_input(raw: str | None) -> str | None:
-    """The `lockId` of an execution input (a JSON string); None when there is none to find."""
+def _document(raw: str | None) -> dict[str, Any]:
+    """The execution input as a JSON object; empty when it is missing or not an object."""
     if raw is None:
-        return None
+        return {}
     try:
         document = json.loads(raw)
     except ValueError:
-        return None
-    lock_id = document.get("lockId") if isinstance(document, dict) else None
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def lock_id_from_input(raw: str | None) -> str | None:
+    """The `lockId` of an execution input (a JSON string); None when there is none to find."""
+    lock_id = _document(raw).get("lockId")
     return lock_id if isinstance(lock_id, str) and lock_id.strip() else None
 
 
 def timeout_from_input(raw: str | None) -> int | None:
     """The `timeoutSeconds` of an execution input, when it is a positive number."""
-    if raw is None:
+    value = _document(raw).get("timeoutSeconds")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         return None
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        return None
-    value = document.get("timeoutSeconds") if isinstance(document, dict) else None
-    return int(value) if isinstance(value, int | float) and value > 0 else None
+    return int(value)
