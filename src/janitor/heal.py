@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 AwsError = (ClientError, BotoCoreError)
+NO_SUCH_EXECUTION = frozenset({"ExecutionDoesNotExist", "StateMachineDoesNotExist", "InvalidArn"})
+"""What Step Functions answers for an execution that is gone (past its retention) or never was:
+permanent, so retrying cannot help."""
 DESCRIBE_TASKS_LIMIT = 100
 
 
@@ -125,7 +128,7 @@ def _execution_input(change: StatusChange, aws: Aws) -> _Input:
     try:
         described = aws.stepfunctions.describe_execution(executionArn=change.execution_arn)
     except ClientError as err:
-        if _code(err) == "ExecutionDoesNotExist":
+        if _code(err) in NO_SUCH_EXECUTION:
             return _Input(change.input)
         raise
     return _Input(described.get("input"), described.get("error"), described.get("cause"))
@@ -239,7 +242,7 @@ def heal_ended(change: StatusChange, settings: JanitorSettings, aws: Aws) -> Res
         if error is None and cause is None:
             error, cause = terminal_error(events)
     except AwsError as err:
-        if _code(err) == "ExecutionDoesNotExist":
+        if _code(err) in NO_SUCH_EXECUTION:
             history_missing = True
         else:
             undone.append(f"read history: {_code(err)}")
@@ -289,7 +292,7 @@ def _alive(aws: Aws, execution_arn: str) -> bool:
             "PENDING_REDRIVE",
         )
     except ClientError as err:
-        if _code(err) == "ExecutionDoesNotExist":
+        if _code(err) in NO_SUCH_EXECUTION:
             return False
         raise
 
@@ -339,7 +342,7 @@ def heal_redrive(change: StatusChange, settings: JanitorSettings, aws: Aws) -> R
                     executionArn=change.execution_arn, error=LOCK_HELD_ERROR, cause=cause
                 )
             except ClientError as err:
-                if _code(err) != "ExecutionDoesNotExist":
+                if _code(err) not in NO_SUCH_EXECUTION:
                     raise
             severity, lock = Severity.HIGH, "redrive_stopped"
             detail = f"{lock_id}: held by {holder}, a live run; the redriven execution was stopped"

@@ -26,7 +26,7 @@ from common.lock_table import (
 )
 from common.settings import require, require_int
 from janitor.decide import aws_time
-from janitor.heal import DESCRIBE_TASKS_LIMIT
+from janitor.heal import DESCRIBE_TASKS_LIMIT, NO_SUCH_EXECUTION
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -119,7 +119,7 @@ def execution_status(sfn: SFNClient, arn: str) -> tuple[str, dict[str, Any]]:
     try:
         described: dict[str, Any] = dict(sfn.describe_execution(executionArn=arn))
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in ("ExecutionDoesNotExist", "InvalidArn"):
+        if err.response.get("Error", {}).get("Code") in NO_SUCH_EXECUTION:
             return "MISSING", {}
         raise
     return str(described["status"]), described

@@ -422,3 +422,24 @@ def test_every_sample_event_is_used_by_a_test() -> None:
     sources = "".join(p.read_text() for p in (EVENTS.parent / "tests").rglob("test_*.py"))
     for path in EVENTS.glob("*.json"):
         assert path.name in sources, f"events/{path.name} is exercised by no test"
+
+
+@pytest.mark.parametrize("machine_name", ["lock-janitor-LockingStateMachine", "a-deleted-machine"])
+def test_an_execution_long_gone_still_has_its_lock_released(
+    janitor: Janitor, machine: Machine, machine_name: str
+) -> None:
+    """Past Step Functions' retention (or never known to it): no history to read, which retrying
+    cannot change; the lock is released and the incident says the tasks were not checked."""
+    gone = f"arn:aws:states:us-east-1:123456789012:execution:{machine_name}:long-gone"
+    machine.ddb.put_item(
+        TableName=machine.stack.table_name,
+        Item={"LockId": {"S": "sample"}, "Owner": {"S": gone}, "Token": {"N": "9"}},
+    )
+    event = load_event("janitor-aborted.json")
+    event["detail"].update(executionArn=gone, name="long-gone")
+    event["resources"] = [gone]
+    janitor(event)
+    assert "Owner" not in machine.lock()
+    _, incident = one_incident(machine)
+    assert incident["repairs"]["lock"] == "released"
+    assert "history no longer exists" in incident["repairs"]["lockDetail"]
