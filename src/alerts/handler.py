@@ -36,14 +36,26 @@ class DeliveryFailed(Exception):
     """The record's notification did not reach Slack; SQS will bring it back."""
 
 
+def _url_in_json(raw: str) -> str:
+    """The URL in a JSON secret: under "url" (or a usual spelling of it), else its one URL."""
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return ""
+    if not isinstance(document, dict):
+        return ""
+    for key in ("url", "webhook_url", "webhookUrl", "WEBHOOK_URL", "slack_webhook_url"):
+        if isinstance(document.get(key), str):
+            return str(document[key]).strip()
+    urls = [v for v in document.values() if isinstance(v, str) and v.startswith("http")]
+    return urls[0].strip() if len(urls) == 1 else ""
+
+
 def webhook_url(secret_arn: str) -> str:
-    """The webhook URL from Secrets Manager (cached), as a plain string or {"url": ...}."""
+    """The webhook URL from Secrets Manager (cached): the plain URL, or JSON holding it."""
     raw = str(parameters.get_secret(secret_arn, max_age=SECRET_MAX_AGE)).strip()
     if raw.startswith("{"):
-        try:
-            raw = str(json.loads(raw).get("url", "")).strip()
-        except (ValueError, AttributeError):
-            raw = ""
+        raw = _url_in_json(raw)
     parts = urlsplit(raw)
     loopback = parts.scheme == "http" and parts.hostname in LOOPBACK
     if not (parts.scheme == "https" or loopback) or not parts.hostname:

@@ -237,20 +237,7 @@ class Reconciler:
                 # Listed as not running, but it is (ListExecutions lags): the truth wins.
                 summary.left_alone.append({"lockId": lock.lock_id, "owner": owner, "why": "alive"})
                 continue
-            if self._just_ended(described):
-                summary.left_alone.append(
-                    {"lockId": lock.lock_id, "owner": owner, "why": "janitor's turn"}
-                )
-                continue
             self._release_stale(lock, owner, status, described, summary)
-
-    def _just_ended(self, described: dict[str, Any]) -> bool:
-        """The owner stopped within the grace period: the janitor's event is still on its way."""
-        stopped = described.get("stopDate")
-        if not isinstance(stopped, datetime):
-            return False
-        stopped = stopped if stopped.tzinfo else stopped.replace(tzinfo=UTC)
-        return self.now - stopped < timedelta(seconds=self.settings.grace_seconds)
 
     def _release_stale(
         self,
@@ -348,7 +335,7 @@ class Reconciler:
             if task.owner in listed:
                 continue
             status, described = self._status(task.owner)
-            if status in ALIVE or self._just_ended(described):
+            if status in ALIVE:
                 continue
             entry = {"taskArn": task.task_arn, "owner": task.owner, "ownerStatus": status}
             if self.dry_run:

@@ -136,7 +136,10 @@ def test_tasks_without_lock_owner_are_never_touched(reconcile: Reconcile, machin
         assert machine.task_status(task)["lastStatus"] == "RUNNING"
 
 
-def test_the_grace_period_leaves_fresh_work_to_the_janitor(machine: Machine) -> None:
+def test_a_lock_younger_than_the_grace_period_is_left_alone(machine: Machine) -> None:
+    """With the template's grace period: a fresh lock of a dead owner waits (the janitor's event
+    may be on its way); once the lock is older than the grace period, it is released. The orphan
+    task of a dead owner is stopped at once: the issue sets no grace for tasks."""
     env = function_environment(machine.stack, "ReconcilerFunction")
     arn, task = machine.abort("just-ended")
     clients.reset()
@@ -145,12 +148,13 @@ def test_the_grace_period_leaves_fresh_work_to_the_janitor(machine: Machine) -> 
     aws = Clients(clients.dynamodb(), clients.stepfunctions(), clients.ecs(), clients.sns())
     summary = Reconciler(settings, aws).run()
     assert summary.released == []
-    assert summary.stopped == []
+    assert [x["why"] for x in summary.left_alone] == ["young"]
+    assert [s["taskArn"] for s in summary.stopped] == [task]
     assert machine.lock()["Owner"] == arn
     later = datetime.now(UTC) + timedelta(seconds=settings.grace_seconds + 1)
     summary = Reconciler(settings, aws, now=later).run()
     assert [r["owner"] for r in summary.released] == [arn]
-    assert [s["taskArn"] for s in summary.stopped] == [task]
+    assert summary.stopped == [], "already stopped"
 
 
 # --- Races ------------------------------------------------------------------------------------

@@ -74,3 +74,50 @@ def test_nobody_listening_is_unavailable_and_names_no_url() -> None:
         slack.post(url, {"text": "hi"}, timeout=1)
     assert SECRET_PATH not in str(err.value)
     assert err.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "url"),
+    [
+        ('{"url": "https://hooks.slack.com/services/A"}', "https://hooks.slack.com/services/A"),
+        (
+            '{"webhook_url": "https://hooks.slack.com/services/B"}',
+            "https://hooks.slack.com/services/B",
+        ),
+        (
+            '{"team": "x", "hook": "https://hooks.slack.com/services/C"}',
+            "https://hooks.slack.com/services/C",
+        ),
+        ('{"a": "https://one", "b": "https://two"}', ""),
+        ("[1, 2]", ""),
+        ("{not json", ""),
+    ],
+)
+def test_the_url_is_found_in_a_json_secret(raw: str, url: str) -> None:
+    from alerts.handler import _url_in_json
+
+    assert _url_in_json(raw) == url
+
+
+@pytest.mark.parametrize(
+    ("secret", "ok"),
+    [
+        ("https://hooks.slack.com/services/T/B/X", True),
+        ("http://127.0.0.1:8080/services/T/B/X", True),
+        ("http://hooks.slack.com/services/T/B/X", False),
+        ("ftp://example.com/x", False),
+        ("", False),
+    ],
+)
+def test_only_https_or_loopback_webhooks(
+    secret: str, ok: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alerts import handler
+    from common.settings import SettingsError
+
+    monkeypatch.setattr(handler.parameters, "get_secret", lambda *_a, **_k: secret)
+    if ok:
+        assert handler.webhook_url("arn:secret") == secret
+    else:
+        with pytest.raises(SettingsError, match="https://"):
+            handler.webhook_url("arn:secret")
