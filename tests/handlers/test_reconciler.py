@@ -294,3 +294,29 @@ def test_cost_grows_with_pages_not_items(reconcile: Reconcile, machine: Machine)
     assert calls.count("sfn.DescribeExecution") == 3
     assert len(calls) == formula, calls
     print(f"\n2,000 locks: {len(calls)} AWS calls ({pages} scan pages): {sorted(set(calls))}")
+
+
+def test_a_lock_of_a_deleted_state_machine_is_released(
+    reconcile: Reconcile, machine: Machine
+) -> None:
+    gone = "arn:aws:states:us-east-1:123456789012:execution:deleted-machine:old-run"
+    machine.ddb.put_item(
+        TableName=machine.stack.table_name,
+        Item={
+            "LockId": {"S": "orphaned"},
+            "Owner": {"S": gone},
+            "StateMachineArn": {
+                "S": "arn:aws:states:us-east-1:123456789012:stateMachine:deleted-machine"
+            },
+            "AcquiredAt": {"S": "2026-01-01T00:00:00.000Z"},
+            "TimeoutSeconds": {"N": "60"},
+            "Token": {"N": "4"},
+        },
+    )
+    summary = reconcile()
+    assert [(r["lockId"], r["ownerStatus"]) for r in summary["released"]] == [
+        ("orphaned", "MISSING")
+    ]
+    assert "Owner" not in machine.lock("orphaned")
+    (incident,) = incidents(machine)
+    assert (incident["kind"], incident["status"]) == ("stale", "MISSING")
