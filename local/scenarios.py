@@ -280,11 +280,8 @@ class Scenarios:
             "every incident was delivered (alerts queue empty)",
             self.emu.queue_depth("AlertsQueue") == 0,
         )
-        self.check(
-            "no dead letters",
-            self.emu.queue_depth("AlertsDeadLetterQueue") == 0
-            and self.emu.queue_depth("JanitorDeadLetterQueue") == 0,
-        )
+        dead = ("AlertsDeadLetterQueue", "JanitorDeadLetterQueue", "SchedulesDeadLetterQueue")
+        self.check("no dead letters", all(self.emu.queue_depth(q) == 0 for q in dead))
         failures = [f"{fn}: {r}" for fn, r in self.emu.invocations if r != "ok"]
         self.check("every function invocation succeeded", not failures)
         for failure in failures:

@@ -101,7 +101,16 @@ def test_alarms_notify_the_topic_for_queues_and_every_function() -> None:
         for a in alarms.values()
         if a["MetricName"] == "ApproximateNumberOfMessagesVisible"
     }
-    assert watched_queues == {"JanitorDeadLetterQueue", "AlertsDeadLetterQueue"}
+    dead_letter_queues = {k for k in r if k.endswith("DeadLetterQueue")}
+    assert (
+        watched_queues
+        == dead_letter_queues
+        == {
+            "JanitorDeadLetterQueue",
+            "AlertsDeadLetterQueue",
+            "SchedulesDeadLetterQueue",
+        }
+    )
     functions = {k for k, v in r.items() if v["Type"] == "AWS::Serverless::Function"}
     errored = {
         a["Dimensions"][0]["Value"]["Ref"]
@@ -116,7 +125,7 @@ def test_dashboard_is_valid_json_with_the_views_on_call_needs() -> None:
     ctx = Context(template=template, parameters={"SlackWebhookSecretArn": "arn:x"})
     for ref in ("LockingStateMachine", "JanitorFunction", "ReconcilerFunction", "AlertsFunction"):
         ctx.refs[ref] = f"{ref}-physical"
-    for queue in ("JanitorDeadLetterQueue", "AlertsDeadLetterQueue"):
+    for queue in ("JanitorDeadLetterQueue", "AlertsDeadLetterQueue", "SchedulesDeadLetterQueue"):
         ctx.attributes[(queue, "QueueName")] = f"{queue}-name"
     body = json.loads(
         ctx.resolve(template["Resources"]["Dashboard"]["Properties"]["DashboardBody"])
@@ -133,6 +142,25 @@ def test_dashboard_is_valid_json_with_the_views_on_call_needs() -> None:
     for physical in (
         "JanitorDeadLetterQueue-name",
         "AlertsDeadLetterQueue-name",
+        "SchedulesDeadLetterQueue-name",
         "AlertsFunction-physical",
     ):
         assert physical in text
+
+
+def test_every_schedule_keeps_what_it_could_not_start() -> None:
+    template = load_template()
+    schedules = [
+        event["Properties"]
+        for res in template["Resources"].values()
+        if res["Type"] == "AWS::Serverless::StateMachine"
+        or res["Type"] == "AWS::Serverless::Function"
+        for event in res["Properties"].get("Events", {}).values()
+        if event["Type"] == "ScheduleV2"
+    ]
+    assert len(schedules) >= 2
+    for schedule in schedules:
+        assert schedule["DeadLetterConfig"] == {
+            "Arn": {"Fn::GetAtt": ["SchedulesDeadLetterQueue", "Arn"]}
+        }
+    assert template["Resources"]["SchedulesDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"]
