@@ -76,11 +76,11 @@ def test_only_the_alerts_function_may_read_the_webhook(tmp_path: Any) -> None:
                 actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
                 if "secretsmanager:GetSecretValue" in actions:
                     readers.append((name, st["Resource"]))
-    assert readers == [("AlertsFunctionRole", {"Ref": "SlackWebhookSecretArn"})]
+    assert readers == [("AlertsRole", {"Ref": "SlackWebhookSecretArn"})]
     (deny,) = resources()["SlackWebhookSecretPolicy"]["Properties"]["ResourcePolicy"]["Statement"]
     assert deny["Effect"] == "Deny"
     assert deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == {
-        "Fn::GetAtt": ["AlertsFunctionRole", "Arn"]
+        "Fn::GetAtt": ["AlertsRole", "Arn"]
     }
 
 

@@ -233,3 +233,32 @@ def test_reconciler_runs_on_a_schedule_with_its_parameters() -> None:
     assert env["RECONCILE_GRACE_SECONDS"] == {"Ref": "ReconcileGraceSeconds"}
     assert env["OVERDUE_MARGIN_SECONDS"] == {"Ref": "OverdueMarginSeconds"}
     assert fn["LoggingConfig"]["LogGroup"] == {"Ref": "ReconcilerLogGroup"}
+
+
+def test_function_roles_are_written_out_with_no_managed_policies(cfn: dict[str, Any]) -> None:
+    """SAM's default function role carries managed policies on "*" (logs, X-Ray, SQS); each
+    function here has its own role: its own log group, its own work."""
+    template = load_template()
+    functions = {
+        k: v["Properties"]
+        for k, v in template["Resources"].items()
+        if v["Type"] == "AWS::Serverless::Function"
+    }
+    assert functions
+    for name, fn in functions.items():
+        assert "Policies" not in fn, name
+        role = fn["Role"]["Fn::GetAtt"][0]
+        props = cfn["Resources"][role]["Properties"]
+        assert "ManagedPolicyArns" not in props, role
+        logs = [
+            st
+            for policy in props["Policies"]
+            for st in policy["PolicyDocument"]["Statement"]
+            if "logs:PutLogEvents" in as_list(st["Action"])
+        ]
+        assert [st["Resource"] for st in logs] == [
+            {"Fn::GetAtt": [fn["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]}
+        ], name
+    for name, res in cfn["Resources"].items():
+        if res["Type"] == "AWS::IAM::Role":
+            assert not res["Properties"].get("ManagedPolicyArns"), name
