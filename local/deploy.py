@@ -237,21 +237,24 @@ def schedule_inputs(stack: LockingStack) -> dict[str, dict[str, Any]]:
 # --- Driving ECS tasks: moto never runs a container, so a test says when and how one ends. -----
 
 
-def _moto_task(stack: LockingStack, task_arn: str) -> Any:
-    backend = get_backend("ecs")[stack.context.account_id][stack.region]
-    cluster = stack.cluster_arn.rsplit("/", 1)[1]
-    return backend.tasks[cluster][task_arn]
-
-
-def finish_task(stack: LockingStack, task_arn: str, exit_code: int = 0) -> None:
-    """The task's container exits with exit_code and the task stops, as ECS reports it."""
-    task = _moto_task(stack, task_arn)
+def exit_container(task_arn: str, exit_code: int = 0) -> None:
+    """moto never runs a container: the task's container exits with exit_code and the task
+    stops, as ECS reports it. The ARN (task/<cluster>/<id>) says where the task is."""
+    region, account = task_arn.split(":")[3], task_arn.split(":")[4]
+    cluster = task_arn.split(":task/", 1)[1].split("/", maxsplit=1)[0]
+    task = get_backend("ecs")[account][region].tasks[cluster][task_arn]
     for container in task.containers:
         container.exitCode = exit_code
         container.last_status = "STOPPED"
     task.desired_status = "STOPPED"
     task.stopped_reason = "Essential container in task exited"
     task.last_status = "STOPPED"
+
+
+def finish_task(stack: LockingStack, task_arn: str, exit_code: int = 0) -> None:
+    """A task of the tests' stack ends (see exit_container)."""
+    del stack  # the task's ARN names its cluster and region
+    exit_container(task_arn, exit_code)
 
 
 def running_task_arns(stack: LockingStack) -> list[str]:

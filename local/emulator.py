@@ -37,7 +37,13 @@ from moto.server import ThreadedMotoServer
 
 from common import clients
 from local.bridges import all_bridges, status_change_event
-from local.deploy import create_queue, create_state_machine, create_table, register_task_definition
+from local.deploy import (
+    create_queue,
+    create_state_machine,
+    create_table,
+    exit_container,
+    register_task_definition,
+)
 from local.template import ROOT, Context, translated_template
 from local.webhook import WebhookSink
 
@@ -579,14 +585,7 @@ class Emulator:
 
     def finish_task(self, task_arn: str, exit_code: int) -> None:
         """The container exits: moto never runs one, so the harness says when and how."""
-        cluster = task_arn.split(":task/", 1)[1].split("/", maxsplit=1)[0]
-        task = get_backend("ecs")[ACCOUNT][REGION].tasks[cluster][task_arn]
-        for container in task.containers:
-            container.exitCode = exit_code
-            container.last_status = "STOPPED"
-        task.desired_status = "STOPPED"
-        task.stopped_reason = "Essential container in task exited"
-        task.last_status = "STOPPED"
+        exit_container(task_arn, exit_code)
 
     def task_of(self, execution_arn: str, timeout: float = 30.0) -> str:
         sfn = self.client("stepfunctions")

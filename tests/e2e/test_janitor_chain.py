@@ -5,7 +5,6 @@ incident on the topic."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -14,13 +13,7 @@ from common import clients
 from local.bridges import status_change_event
 from local.deploy import function_environment, received_incidents
 from tests.handlers.conftest import FakeContext, resolve_handler
-from tests.support.machine import Machine, running_machine
-
-
-@pytest.fixture
-def machine() -> Iterator[Machine]:
-    with running_machine() as m:
-        yield m
+from tests.support.machine import Machine
 
 
 def test_an_aborted_run_is_healed_through_the_real_chain(

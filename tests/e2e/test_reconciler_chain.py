@@ -5,20 +5,13 @@ next run finds nothing to do."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from common import clients
 from local.deploy import function_environment, received_incidents
 from tests.handlers.conftest import FakeContext, resolve_handler
-from tests.support.machine import Machine, running_machine
-
-
-@pytest.fixture
-def machine() -> Iterator[Machine]:
-    with running_machine() as m:
-        yield m
+from tests.support.machine import Machine
 
 
 def test_lost_events_are_healed_by_the_schedule(
