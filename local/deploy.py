@@ -80,9 +80,16 @@ def create_state_machine(
     return arn
 
 
-def create_queue(sqs: Any, name: str, attributes: dict[str, str] | None = None) -> tuple[str, str]:
-    """An SQS queue; returns (URL, ARN)."""
-    url = sqs.create_queue(QueueName=name, Attributes=attributes or {})["QueueUrl"]
+def create_queue(sqs: Any, name: str, props: dict[str, Any] | None = None) -> tuple[str, str]:
+    """An SQS queue with what the emulation needs of its resolved template properties
+    (visibility timeout, redrive policy); returns (URL, ARN)."""
+    props = props or {}
+    attributes = {
+        key: json.dumps(props[key]) if isinstance(props[key], dict) else str(props[key])
+        for key in ("VisibilityTimeout", "RedrivePolicy")
+        if key in props
+    }
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
@@ -299,20 +306,13 @@ def deploy_alerts(
     ctx.parameters["SlackWebhookSecretArn"] = secret_arn
 
     sqs = boto3.client("sqs", region_name=stack.region)
-    dlq_url, dlq_arn = create_queue(sqs, "lock-janitor-AlertsDeadLetterQueue", {})
+    dlq_url, dlq_arn = create_queue(sqs, "lock-janitor-AlertsDeadLetterQueue")
     ctx.refs["AlertsDeadLetterQueue"] = dlq_url
     ctx.attributes[("AlertsDeadLetterQueue", "Arn")] = dlq_arn
     props = ctx.resolve(resources["AlertsQueue"]["Properties"])
-    queue_url, queue_arn = create_queue(
-        sqs,
-        "lock-janitor-AlertsQueue",
-        {
-            "VisibilityTimeout": str(
-                visibility if visibility is not None else props["VisibilityTimeout"]
-            ),
-            "RedrivePolicy": json.dumps(props["RedrivePolicy"]),
-        },
-    )
+    if visibility is not None:
+        props["VisibilityTimeout"] = visibility
+    queue_url, queue_arn = create_queue(sqs, "lock-janitor-AlertsQueue", props)
     ctx.refs["AlertsQueue"] = queue_url
     ctx.attributes[("AlertsQueue", "Arn")] = queue_arn
     subscription = ctx.resolve(resources["AlertsQueueSubscription"]["Properties"])

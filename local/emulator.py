@@ -298,13 +298,7 @@ class Emulator:
             ctx.attributes[(logical_id, "TopicName")] = name
             return True
         if kind == "AWS::SQS::Queue":
-            p = ctx.resolve(props)
-            attributes = {}
-            if "VisibilityTimeout" in p:
-                attributes["VisibilityTimeout"] = str(p["VisibilityTimeout"])
-            if "RedrivePolicy" in p:
-                attributes["RedrivePolicy"] = json.dumps(p["RedrivePolicy"])
-            url, arn = create_queue(self.client("sqs"), name, attributes)
+            url, arn = create_queue(self.client("sqs"), name, ctx.resolve(props))
             ctx.refs[logical_id] = url
             ctx.attributes[(logical_id, "Arn")] = arn
             ctx.attributes[(logical_id, "QueueName")] = name

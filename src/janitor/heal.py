@@ -42,6 +42,8 @@ NO_SUCH_EXECUTION = frozenset({"ExecutionDoesNotExist", "StateMachineDoesNotExis
 """What Step Functions answers for an execution that is gone (past its retention) or never was:
 permanent, so retrying cannot help."""
 DESCRIBE_TASKS_LIMIT = 100
+ALIVE = frozenset({"RUNNING", "PENDING_REDRIVE"})
+"""Statuses of an execution that may still hold a lock and run a task."""
 
 
 class ForeignEvent(MalformedEvent):
@@ -92,7 +94,7 @@ class Result:
         }
 
 
-def _code(err: Exception) -> str:
+def error_code(err: Exception) -> str:
     if isinstance(err, ClientError):
         return str(err.response.get("Error", {}).get("Code", "ClientError"))
     return type(err).__name__
@@ -125,12 +127,9 @@ def _execution_input(change: StatusChange, aws: Aws) -> _Input:
     the event, or one without a lockId)."""
     if lock_id_from_input(change.input) is not None:
         return _Input(change.input)
-    try:
-        described = aws.stepfunctions.describe_execution(executionArn=change.execution_arn)
-    except ClientError as err:
-        if _code(err) in NO_SUCH_EXECUTION:
-            return _Input(change.input)
-        raise
+    status, described = execution_status(aws.stepfunctions, change.execution_arn)
+    if status == "MISSING":
+        return _Input(change.input)
     return _Input(described.get("input"), described.get("error"), described.get("cause"))
 
 
@@ -155,11 +154,11 @@ class _Stops:
     undone: list[str] = field(default_factory=list)
 
 
-def _gone(err: Exception) -> bool:
+def task_gone(err: Exception) -> bool:
     """StopTask or DescribeTasks errors that mean the task cannot be running."""
     if not isinstance(err, ClientError):
         return False
-    code = _code(err)
+    code = error_code(err)
     message = str(err.response.get("Error", {}).get("Message", "")).lower()
     if code == "ClusterNotFoundException":
         return True
@@ -183,10 +182,10 @@ def _stop_batch(aws: Aws, cluster: str, batch: list[str], reason: str, out: _Sto
     try:
         described = aws.ecs.describe_tasks(cluster=cluster, tasks=batch)
     except AwsError as err:
-        if _gone(err):
+        if task_gone(err):
             out.gone += batch
         else:
-            out.undone += [f"describe {a}: {_code(err)}" for a in batch]
+            out.undone += [f"describe {a}: {error_code(err)}" for a in batch]
         return
     found = {t["taskArn"]: t for t in described.get("tasks", [])}
     for arn in batch:
@@ -200,10 +199,10 @@ def _stop_batch(aws: Aws, cluster: str, batch: list[str], reason: str, out: _Sto
                 aws.ecs.stop_task(cluster=cluster, task=arn, reason=reason)
                 out.stopped.append(arn)
             except AwsError as err:
-                if _gone(err):
+                if task_gone(err):
                     out.gone.append(arn)
                 else:
-                    out.undone.append(f"stop {arn}: {_code(err)}")
+                    out.undone.append(f"stop {arn}: {error_code(err)}")
 
 
 def heal_ended(change: StatusChange, settings: JanitorSettings, aws: Aws) -> Result:
@@ -232,7 +231,7 @@ def heal_ended(change: StatusChange, settings: JanitorSettings, aws: Aws) -> Res
             if released.kind == "released":
                 result.locks_released = 1
         except AwsError as err:
-            undone.append(f"release {lock_id}: {_code(err)}")
+            undone.append(f"release {lock_id}: {error_code(err)}")
 
     refs: list[TaskRef] = []
     history_missing = False
@@ -242,10 +241,10 @@ def heal_ended(change: StatusChange, settings: JanitorSettings, aws: Aws) -> Res
         if error is None and cause is None:
             error, cause = terminal_error(events)
     except AwsError as err:
-        if _code(err) in NO_SUCH_EXECUTION:
+        if error_code(err) in NO_SUCH_EXECUTION:
             history_missing = True
         else:
-            undone.append(f"read history: {_code(err)}")
+            undone.append(f"read history: {error_code(err)}")
 
     stops = stop_orphans(aws, refs, stop_reason(change.name, change.status)) if refs else _Stops()
     undone += stops.undone
@@ -285,16 +284,16 @@ def heal_ended(change: StatusChange, settings: JanitorSettings, aws: Aws) -> Res
     return result
 
 
-def _alive(aws: Aws, execution_arn: str) -> bool:
+def execution_status(sfn: SFNClient, arn: str) -> tuple[str, dict[str, Any]]:
+    """The truth about one execution (DescribeExecution is consistent): its status, MISSING
+    when Step Functions does not know it, and what DescribeExecution said."""
     try:
-        return aws.stepfunctions.describe_execution(executionArn=execution_arn)["status"] in (
-            "RUNNING",
-            "PENDING_REDRIVE",
-        )
+        described: dict[str, Any] = dict(sfn.describe_execution(executionArn=arn))
     except ClientError as err:
-        if _code(err) in NO_SUCH_EXECUTION:
-            return False
+        if error_code(err) in NO_SUCH_EXECUTION:
+            return "MISSING", {}
         raise
+    return str(described["status"]), described
 
 
 def heal_redrive(change: StatusChange, settings: JanitorSettings, aws: Aws) -> Result:
@@ -334,7 +333,7 @@ def heal_redrive(change: StatusChange, settings: JanitorSettings, aws: Aws) -> R
             token = got.lock.token if got.lock else "?"
             detail = f"{lock_id}: re-acquired for the redriven execution (token {token})"
             action = "A redriven execution holds its lock again. Nothing to do."
-        elif holder is not None and _alive(aws, holder):
+        elif holder is not None and execution_status(aws.stepfunctions, holder)[0] in ALIVE:
             since = got.lock.acquired_at if got.lock else None
             cause = f"lock {lock_id} is held by {holder}" + (f" since {since}" if since else "")
             try:
@@ -342,7 +341,7 @@ def heal_redrive(change: StatusChange, settings: JanitorSettings, aws: Aws) -> R
                     executionArn=change.execution_arn, error=LOCK_HELD_ERROR, cause=cause
                 )
             except ClientError as err:
-                if _code(err) not in NO_SUCH_EXECUTION:
+                if error_code(err) not in NO_SUCH_EXECUTION:
                     raise
             severity, lock = Severity.HIGH, "redrive_stopped"
             detail = f"{lock_id}: held by {holder}, a live run; the redriven execution was stopped"

@@ -26,7 +26,14 @@ from common.lock_table import (
 )
 from common.settings import require, require_int
 from janitor.decide import aws_time
-from janitor.heal import DESCRIBE_TASKS_LIMIT, NO_SUCH_EXECUTION
+from janitor.heal import (
+    ALIVE,
+    DESCRIBE_TASKS_LIMIT,
+    NO_SUCH_EXECUTION,
+    error_code,
+    execution_status,
+    task_gone,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -35,7 +42,6 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 STEP_FUNCTIONS_STARTED_BY = "AWS Step Functions"
-ALIVE = frozenset({"RUNNING", "PENDING_REDRIVE"})
 
 
 @dataclass(frozen=True)
@@ -115,20 +121,9 @@ def running_executions(sfn: SFNClient, state_machine_arn: str) -> set[str]:
     except ClientError as err:
         # A lock recorded by a state machine since deleted: none of its executions runs; each
         # owner is still confirmed with DescribeExecution before anything is released.
-        if err.response.get("Error", {}).get("Code") not in NO_SUCH_EXECUTION:
+        if error_code(err) not in NO_SUCH_EXECUTION:
             raise
     return found
-
-
-def execution_status(sfn: SFNClient, arn: str) -> tuple[str, dict[str, Any]]:
-    """The truth about one execution: its status (MISSING when it does not exist)."""
-    try:
-        described: dict[str, Any] = dict(sfn.describe_execution(executionArn=arn))
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in NO_SUCH_EXECUTION:
-            return "MISSING", {}
-        raise
-    return str(described["status"]), described
 
 
 @dataclass(frozen=True)
@@ -169,13 +164,6 @@ def running_lock_tasks(ecs: ECSClient, cluster_arn: str) -> tuple[int, list[Orph
                 owner, lock_id = env["LOCK_OWNER"], env.get("LOCK_ID")
                 found.append(OrphanTask(task["taskArn"], cluster_arn, owner, lock_id))
     return len(arns), found
-
-
-def _execution(arn: str, described: dict[str, Any]) -> Execution:
-    parts = arn.split(":")
-    machine = described.get("stateMachineArn") or ":".join([*parts[:5], "stateMachine", parts[6]])
-    name = described.get("name") or parts[-1]
-    return Execution(arn, str(name), str(machine), int(described.get("redriveCount") or 0))
 
 
 def _millis(value: Any) -> int | None:
@@ -271,30 +259,22 @@ class Reconciler:
             summary.left_alone.append({**entry, "why": result.kind})
             return
         summary.released.append(entry)
-        self._publish(
-            Incident(
-                kind="stale",
-                severity=Severity.HIGH,
-                status=status,
-                lock_id=lock.lock_id,
-                execution=_execution(owner, described),
-                repairs=Repairs(
-                    "released",
-                    f"{lock.lock_id}: held by an execution that is {status}; released by the "
-                    "reconciler (STALE)",
-                    holder=owner,
-                ),
-                action=(
-                    "The janitor never released this lock: its status-change event was lost, or "
-                    "the janitor failed (check JanitorDeadLetterQueue and its errors). The lock "
-                    "is free again; nothing more to do for the lock."
-                ),
-                error=described.get("error"),
-                cause=described.get("cause"),
-                start_ms=_millis(described.get("startDate")),
-                stop_ms=_millis(described.get("stopDate")),
-                reported_by="reconciler",
-            )
+        self._report(
+            "stale",
+            Severity.HIGH,
+            status,
+            lock.lock_id,
+            owner,
+            described,
+            Repairs(
+                "released",
+                f"{lock.lock_id}: held by an execution that is {status}; released by the "
+                "reconciler (STALE)",
+                holder=owner,
+            ),
+            "The janitor never released this lock: its status-change event was lost, or the "
+            "janitor failed (check JanitorDeadLetterQueue and its errors). The lock is free "
+            "again; nothing more to do for the lock.",
         )
 
     def _overdue(self, lock: Lock, summary: Summary) -> None:
@@ -313,27 +293,22 @@ class Reconciler:
         ):
             return
         _, described = self._status(owner)
-        self._publish(
-            Incident(
-                kind="stuck",
-                severity=Severity.MEDIUM,
-                status="RUNNING",
-                lock_id=lock.lock_id,
-                execution=_execution(owner, described),
-                repairs=Repairs(
-                    "left_held",
-                    f"{lock.lock_id}: held since {lock.acquired_at} by an execution still "
-                    f"running past its {lock.timeout_seconds}s timeout; the lock stays",
-                    holder=owner,
-                ),
-                action=(
-                    "A run outlived its timeoutSeconds and the state machine has not stopped it. "
-                    "Look at the execution: if it is stuck, stop it (the janitor then releases "
-                    "the lock and stops the task)."
-                ),
-                start_ms=_millis(described.get("startDate")),
-                reported_by="reconciler",
-            )
+        self._report(
+            "stuck",
+            Severity.MEDIUM,
+            "RUNNING",
+            lock.lock_id,
+            owner,
+            described,
+            Repairs(
+                "left_held",
+                f"{lock.lock_id}: held since {lock.acquired_at} by an execution still running "
+                f"past its {lock.timeout_seconds}s timeout; the lock stays",
+                holder=owner,
+            ),
+            "A run outlived its timeoutSeconds and the state machine has not stopped it. Look "
+            "at the execution: if it is stuck, stop it (the janitor then releases the lock and "
+            "stops the task).",
         )
 
     def _tasks(self, tasks: Iterable[OrphanTask], listed: set[str], summary: Summary) -> None:
@@ -354,39 +329,66 @@ class Reconciler:
                     cluster=task.cluster_arn, task=task.task_arn, reason=reason[:255]
                 )
             except ClientError as err:
-                message = str(err.response.get("Error", {}).get("Message", "")).lower()
-                if "not found" in message:
+                if task_gone(err):
                     continue
                 raise
             summary.stopped.append(entry)
-            self._publish(
-                Incident(
-                    kind="orphan-task",
-                    severity=Severity.HIGH,
-                    status=status,
-                    lock_id=task.lock_id,
-                    execution=_execution(task.owner, described),
-                    repairs=Repairs(
-                        "no_lock",
-                        f"task {task.task_arn} kept running after its execution ended {status}; "
-                        "stopped by the reconciler",
-                        tasks_stopped=(task.task_arn,),
-                    ),
-                    action=(
-                        "An ECS task outlived its execution and nothing stopped it (a lost event, "
-                        "or the janitor failed). It is stopped now; check the task's logs for "
-                        "what it did meanwhile."
-                    ),
-                    error=described.get("error"),
-                    cause=described.get("cause"),
-                    start_ms=_millis(described.get("startDate")),
-                    stop_ms=_millis(described.get("stopDate")),
-                    reported_by="reconciler",
-                    incident_key=task.task_arn,
-                )
+            self._report(
+                "orphan-task",
+                Severity.HIGH,
+                status,
+                task.lock_id,
+                task.owner,
+                described,
+                Repairs(
+                    "no_lock",
+                    f"task {task.task_arn} kept running after its execution ended {status}; "
+                    "stopped by the reconciler",
+                    tasks_stopped=(task.task_arn,),
+                ),
+                "An ECS task outlived its execution and nothing stopped it (a lost event, or the "
+                "janitor failed). It is stopped now; check the task's logs for what it did "
+                "meanwhile.",
+                incident_key=task.task_arn,
             )
 
-    def _publish(self, incident: Incident) -> None:
+    def _report(  # noqa: PLR0917 - the parts of one incident
+        self,
+        kind: str,
+        severity: Severity,
+        status: str,
+        lock_id: str | None,
+        owner: str,
+        described: dict[str, Any],
+        repairs: Repairs,
+        action: str,
+        incident_key: str | None = None,
+    ) -> None:
+        """Publish one reconciler incident about `owner`, as DescribeExecution described it."""
+        parts = owner.split(":")
+        incident = Incident(
+            kind=kind,
+            severity=severity,
+            status=status,
+            lock_id=lock_id,
+            execution=Execution(
+                owner,
+                str(described.get("name") or parts[-1]),
+                str(
+                    described.get("stateMachineArn")
+                    or ":".join([*parts[:5], "stateMachine", parts[6]])
+                ),
+                int(described.get("redriveCount") or 0),
+            ),
+            repairs=repairs,
+            action=action,
+            error=described.get("error"),
+            cause=described.get("cause"),
+            start_ms=_millis(described.get("startDate")),
+            stop_ms=_millis(described.get("stopDate")),
+            reported_by="reconciler",
+            incident_key=incident_key,
+        )
         self.clients.sns.publish(**incident.sns_publish_args(self.settings.alerts_topic_arn))
         self._published.append(incident.status)
 
