@@ -1,7 +1,7 @@
-"""Bridges over moto's gaps (../shared/reference/aws-facts.md, "moto as the local AWS").
+"""Bridges over moto's gaps: what moto 5.2 does not do that AWS does.
 
 Each bridge fills one gap, is named for it, and is tested on its own in
-tests/support/test_moto_bridges.py. They patch moto's vendored Step Functions interpreter in
+tests/unit/test_bridges.py (the gap shows without it, and is filled with it). They patch moto in
 this process only, and undo themselves on exit. No moto code is copied here.
 """
 
@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import botocore.session
+import jsonata
 from botocore.exceptions import ClientError
 from botocore.model import OperationModel
-from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.core.responses import ActionResult
+from moto.stepfunctions.exceptions import AWSError
+from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
     CustomErrorName,
 )
@@ -36,6 +41,12 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.backend.execution import Execution as SfnExecution
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.responses import StepFunctionResponse
 
 _SESSION = botocore.session.get_session()
 
@@ -189,9 +200,187 @@ def ecs_sync_fails_on_nonzero_exit() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def parser_scopes_per_parse() -> Iterator[None]:
+    """Gap: moto's ASL preprocessor keeps its stack of query-language scopes (JSONPath or
+    JSONata) in a list shared by every parse, so two executions starting at once with a JSONata
+    state can read each other's scope and fail to start ("Unsupported declaration in
+    QueryLanguage=JSONata block"). Give each parse its own stack, as a parser should have."""
+    inherited = Preprocessor.__init__
+
+    def init(self: Preprocessor, *args: Any, **kwargs: Any) -> None:
+        inherited(self, *args, **kwargs)
+        self._query_language_per_scope = []
+
+    with _patched(Preprocessor, "__init__", init):
+        yield
+
+
+_SURROGATE_PAIR = re.compile(r"\\ud[89ab][0-9a-f]{2}\\ud[c-f][0-9a-f]{2}", re.IGNORECASE)
+
+
+@contextlib.contextmanager
+def jsonata_without_jvm() -> Iterator[None]:
+    """Gap: moto evaluates the JSONata of a `QueryLanguage: JSONata` state through a JVM bridge
+    it never starts (the call fails). Evaluate the same expression with jsonata-python, a port
+    of the jsonata-java reference implementation moto's bridge would have used."""
+
+    def evaluate(expression: str) -> Any:
+        # moto writes the state's input into the expression as ASCII JSON, astral characters as
+        # surrogate-pair escapes, which jsonata-python reads as two lone surrogates: join them.
+        joined = _SURROGATE_PAIR.sub(lambda m: json.loads(f'"{m.group(0)}"'), expression)
+        return jsonata.Jsonata(joined).evaluate(None)
+
+    original = moto_jsonata._eval_jsonata
+    moto_jsonata._eval_jsonata = evaluate
+    try:
+        yield
+    finally:
+        moto_jsonata._eval_jsonata = original
+
+
+def _failed_state(history: list[dict[str, Any]]) -> tuple[str, Any]:
+    """The state an execution stopped in (entered, never exited) and the input it entered with."""
+    open_states: dict[str, Any] = {}
+    last: str | None = None
+    for event in history:
+        kind = str(event["type"])
+        if kind.endswith("StateEntered"):
+            details = event["stateEnteredEventDetails"]
+            open_states[details["name"]] = json.loads(details.get("input") or "{}")
+            last = details["name"]
+        elif kind.endswith("StateExited"):
+            open_states.pop(event["stateExitedEventDetails"]["name"], None)
+    if last is None or last not in open_states:
+        # Ended in a Fail state (entered, never exited): that is the state to run again.
+        for event in reversed(history):
+            if str(event["type"]).endswith("StateEntered"):
+                details = event["stateEnteredEventDetails"]
+                return details["name"], json.loads(details.get("input") or "{}")
+        raise ValueError("the execution entered no state")
+    return last, open_states[last]
+
+
+def _redrive(execution: SfnExecution) -> None:
+    """Run the execution again from the state it stopped in, under its own ARN and context,
+    keeping its history (plus an ExecutionRedriven event) as Step Functions does."""
+    old_env = execution.exec_worker.env
+    previous = list(getattr(execution, "bridge_previous_events", []))
+    previous += old_env.event_manager.get_event_history()
+    state, state_input = _failed_state(previous)
+    definition = json.loads(execution.state_machine.definition)
+    definition["StartAt"] = state
+    execution.redrive_count = getattr(execution, "redrive_count", 0) + 1
+    execution.redrive_date = datetime.now(UTC)
+    redriven_event = {
+        "timestamp": execution.redrive_date,
+        "type": "ExecutionRedriven",
+        "id": 0,
+        "previousEventId": 0,
+        "executionRedrivenEventDetails": {"redriveCount": execution.redrive_count},
+    }
+    execution.bridge_previous_events = [*previous, redriven_event]
+    execution.exec_status = ExecutionStatus.RUNNING
+    execution.stop_date = None
+    execution.error = execution.cause = None
+    worker = execution._get_start_execution_worker()
+    details = worker._evaluation_details
+    details.state_machine_details.definition = json.dumps(definition)
+    env = worker._get_evaluation_environment()
+    env.states.reset(state_input)
+    worker.env = env
+    execution.exec_worker = worker
+    program = AmazonStateLanguageParser.parse(json.dumps(definition))[0]
+
+    def run() -> None:
+        program.eval(env)
+        worker._execution_communication.terminated()
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+@contextlib.contextmanager
+def redrive_execution() -> Iterator[None]:
+    """Gap: moto has no RedriveExecution (NotImplementedError), and DescribeExecution and
+    ListExecutions never say `redriveCount`. Redrive as AWS documents it: a FAILED, TIMED_OUT or
+    ABORTED execution runs again under the same ARN from the state it stopped in, with that
+    state's input; its history goes on (an ExecutionRedriven event, then the new attempt's);
+    DescribeExecution says `redriveCount` and `redriveDate`. Limit: the redriven attempt's
+    $$.Execution.Input is the failed state's input (the locking ASL never reads it)."""
+    redrivable = {"FAILED", "TIMED_OUT", "ABORTED"}
+
+    def redrive(self: StepFunctionsParserBackend, execution_arn: str) -> SfnExecution:
+        execution = self.describe_execution(execution_arn)
+        if execution.status not in redrivable:
+            raise AWSError(
+                f"Execution {execution_arn} is {execution.status}", "ExecutionNotRedrivable"
+            )
+        _redrive(execution)
+        return execution
+
+    def redrive_response(self: StepFunctionResponse) -> Any:
+        arn = self._get_param("executionArn")
+        execution = self.stepfunction_backend.redrive_execution(arn)
+        return ActionResult({"redriveDate": execution.redrive_date})
+
+    def history(self: SfnExecution) -> Any:
+        out = original_history(self)
+        previous = getattr(self, "bridge_previous_events", [])
+        if previous:
+            offset = len(previous)
+            events = []
+            for i, event in enumerate(previous, start=1):
+                events.append({**event, "id": i, "previousEventId": max(i - 1, 0)})
+            for event in out["events"]:
+                renumbered = {**event, "id": event["id"] + offset}
+                renumbered["previousEventId"] = event.get("previousEventId", 0) + offset
+                events.append(renumbered)
+            out["events"] = events
+        return out
+
+    def redrive_fields(execution: Any, into: dict[str, Any]) -> None:
+        into["redriveCount"] = getattr(execution, "redrive_count", 0)
+        if getattr(execution, "redrive_date", None) is not None:
+            into["redriveDate"] = execution.redrive_date
+
+    def describe(self: StepFunctionResponse) -> Any:
+        result = original_describe(self)
+        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        redrive_fields(execution, result.result)
+        return result
+
+    def list_executions(self: StepFunctionResponse) -> Any:
+        result = original_list(self)
+        arn = self._get_param("stateMachineArn")
+        machine = self.stepfunction_backend.describe_state_machine(arn)
+        by_arn = {e.execution_arn: e for e in machine.executions}
+        for item in result.result["executions"]:
+            redrive_fields(by_arn.get(item["executionArn"]), item)
+        return result
+
+    original_history = SfnExecution.to_history_output
+    original_describe = StepFunctionResponse.describe_execution
+    original_list = StepFunctionResponse.list_executions
+    with (
+        _patched(StepFunctionsParserBackend, "redrive_execution", redrive),
+        _patched(StepFunctionResponse, "redrive_execution", redrive_response),
+        _patched(SfnExecution, "to_history_output", history),
+        _patched(StepFunctionResponse, "describe_execution", describe),
+        _patched(StepFunctionResponse, "list_executions", list_executions),
+    ):
+        yield
+
+
+@contextlib.contextmanager
 def all_bridges() -> Iterator[None]:
     """Every bridge at once: what a test of the real ASL against moto needs."""
-    with ecs_integration_shapes(), ecs_integration_errors(), ecs_sync_fails_on_nonzero_exit():
+    with (
+        ecs_integration_shapes(),
+        ecs_integration_errors(),
+        ecs_sync_fails_on_nonzero_exit(),
+        jsonata_without_jvm(),
+        parser_scopes_per_parse(),
+        redrive_execution(),
+    ):
         yield
 
 
@@ -199,17 +388,19 @@ def status_change_event(
     sfn: Any,
     execution_arn: str,
     *,
-    redrive_count: int = 0,
+    redrive_count: int | None = None,
     event_id: str | None = None,
     status: str | None = None,
 ) -> dict[str, Any]:
     """Gap: moto sends no "Step Functions Execution Status Change" events at all. Build the one
     AWS sends for the execution's current status, from DescribeExecution, in the documented
-    shape (dates as epoch millis, input as a JSON string). `status` and `redrive_count` stand in
-    for what moto cannot do at all (a redrive: RUNNING again, redriveCount 1)."""
+    shape (dates as epoch millis, input as a JSON string). `status` and `redrive_count` make it
+    an event of an earlier moment (a late or out-of-order one)."""
     d = dict(sfn.describe_execution(executionArn=execution_arn))
     if status is not None:
         d["status"] = status
+    if redrive_count is None:
+        redrive_count = int(d.get("redriveCount") or 0)
 
     def millis(value: Any) -> int | None:
         return int(value.timestamp() * 1000) if value is not None else None

@@ -71,6 +71,7 @@ class World:
             definition=json.dumps(definition),
             roleArn="arn:aws:iam::123456789012:role/bridges",
         )["stateMachineArn"]
+        self.role = "arn:aws:iam::123456789012:role/bridges"
         self.runs = 0
 
     def run(self, taskdef: str | None = None, exit_code: int | None = 0) -> dict[str, Any]:
@@ -207,3 +208,91 @@ def test_status_change_event_gap_and_bridge(world: World) -> None:
     change = parse_status_change(redrive)
     assert change.redriven, "what a redrive emits, which moto cannot do"
     assert change.stop_ms is None
+
+
+def test_jsonata_without_jvm_gap_and_bridge(world: World) -> None:
+    """A JSONata Choice: moto cannot evaluate it (its JVM bridge never starts); with the bridge
+    it branches as Step Functions would, astral characters in the input included."""
+    definition = {
+        "StartAt": "Check",
+        "States": {
+            "Check": {
+                "Type": "Choice",
+                "QueryLanguage": "JSONata",
+                "Choices": [{"Condition": "{% $length($states.input.name) = 2 %}", "Next": "Two"}],
+                "Default": "Other",
+            },
+            "Two": {"Type": "Succeed"},
+            "Other": {"Type": "Fail", "Error": "Not.Two"},
+        },
+    }
+    arn = world.sfn.create_state_machine(
+        name="jsonata", definition=json.dumps(definition), roleArn=world.role
+    )["stateMachineArn"]
+
+    def run(name: str, value: str) -> dict[str, Any]:
+        execution = world.sfn.start_execution(
+            stateMachineArn=arn, name=name, input=json.dumps({"name": value})
+        )["executionArn"]
+        result: dict[str, Any] = wait_for(
+            lambda: (
+                (d := world.sfn.describe_execution(executionArn=execution))["status"] != "RUNNING"
+                and d
+            )
+        )
+        return result
+
+    gap = run("gap", "ab")
+    assert gap["status"] == "FAILED", "the gap: moto fails the JSONata evaluation"
+    with moto_bridges.jsonata_without_jvm():
+        assert run("two", "ab")["status"] == "SUCCEEDED"
+        assert run("emoji", "😀x")["status"] == "SUCCEEDED", "one character, not two halves"
+        assert run("three", "abc")["error"] == "Not.Two"
+
+
+def test_redrive_execution_gap_and_bridge(world: World) -> None:
+    """moto has no RedriveExecution; the bridge runs the execution again from the state it
+    stopped in, under the same ARN, and DescribeExecution and the history say so."""
+    with ecs_integration_shapes(), ecs_integration_errors():
+        started = world.sfn.start_execution(
+            stateMachineArn=world.machine,
+            name="to-redrive",
+            input=json.dumps({"taskDefinition": world.taskdef}),
+        )["executionArn"]
+        wait_for(lambda: world.ecs.list_tasks(cluster=world.cluster)["taskArns"])
+        world.sfn.stop_execution(executionArn=started)
+        wait_for(lambda: world.sfn.describe_execution(executionArn=started)["status"] == "ABORTED")
+        with pytest.raises(NotImplementedError):
+            world.sfn.redrive_execution(executionArn=started)
+        with moto_bridges.redrive_execution():
+            assert world.sfn.describe_execution(executionArn=started)["redriveCount"] == 0
+            world.sfn.redrive_execution(executionArn=started)
+            described = world.sfn.describe_execution(executionArn=started)
+            assert (described["status"], described["redriveCount"]) == ("RUNNING", 1)
+            assert described["redriveDate"] >= described["startDate"]
+            wait_for(lambda: len(world.ecs.list_tasks(cluster=world.cluster)["taskArns"]) == 2)
+            kinds = [
+                e["type"] for e in world.sfn.get_execution_history(executionArn=started)["events"]
+            ]
+            assert kinds.count("TaskSubmitted") == 2, "the new attempt ran RunTask again"
+            assert kinds.index("ExecutionAborted") < kinds.index("ExecutionRedriven")
+            ids = [e["id"] for e in world.sfn.get_execution_history(executionArn=started)["events"]]
+            assert ids == list(range(1, len(ids) + 1)), "one history, numbered on"
+            listed = world.sfn.list_executions(stateMachineArn=world.machine)["executions"]
+            assert [e["redriveCount"] for e in listed] == [1]
+            with pytest.raises(world.sfn.exceptions.ClientError, match="ExecutionNotRedrivable"):
+                world.sfn.redrive_execution(executionArn=started)
+            world.sfn.stop_execution(executionArn=started)
+
+
+def test_parser_scopes_per_parse_gap_and_bridge() -> None:
+    """Without the bridge every parse shares one stack of query-language scopes (a race between
+    executions starting at once); with it each parse has its own."""
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    assert Preprocessor()._query_language_per_scope is Preprocessor()._query_language_per_scope
+    with moto_bridges.parser_scopes_per_parse():
+        one, two = Preprocessor(), Preprocessor()
+        assert one._query_language_per_scope is not two._query_language_per_scope
+        assert one._query_language_per_scope == []
+    assert Preprocessor()._query_language_per_scope is Preprocessor()._query_language_per_scope
