@@ -29,6 +29,7 @@ def test_a_run_succeeds_frees_the_lock_and_fences_the_task(machine: Machine) -> 
     assert held["StateMachineArn"] == machine.stack.state_machine_arn
     assert held["TimeoutSeconds"] == str(machine.input()["timeoutSeconds"])
     assert held["AcquiredAt"]
+    assert held["AcquiredBy"] == "state-machine"
     assert env_of(machine, task) == {"LOCK_ID": "sample", "LOCK_OWNER": first, "LOCK_TOKEN": "1"}
 
     finish_task(machine.stack, task, exit_code=0)
@@ -40,7 +41,7 @@ def test_a_run_succeeds_frees_the_lock_and_fences_the_task(machine: Machine) -> 
     assert lock["LastOutcome"] == "SUCCEEDED"
     assert lock["LastReleasedBy"] == "state-machine"
     assert lock["LastReleasedAt"]
-    assert machine.transitions(first) == 3
+    assert machine.transitions(first) == 4, "ValidateInput, AcquireLock, RunTask, ReleaseLock"
 
     second = machine.start("second")
     task2 = machine.wait_task_of(second)
@@ -63,27 +64,31 @@ def test_an_overlapping_run_is_a_skip_that_names_the_holder(machine: Machine) ->
     assert output["skipped"]["holder"]["Item"]["Token"]["N"] == before["Token"]
     assert "task" not in output, "a skipped run starts no task"
     assert machine.lock() == before, "the holder's lock is untouched"
-    assert machine.transitions(skipped) == 2
+    assert machine.transitions(skipped) == 3, "ValidateInput, AcquireLock, LockHeld"
     assert running_task_arns(machine.stack) == [task]
 
     finish_task(machine.stack, task)
     assert machine.wait_done(holder)["status"] == "SUCCEEDED"
 
 
-def test_a_task_that_outruns_its_timeout_releases_and_fails(machine: Machine) -> None:
+def test_a_task_that_outruns_its_timeout_fails_and_keeps_its_lock(machine: Machine) -> None:
+    """AWS does not document that Step Functions stops the task on a state timeout: the lock
+    stays with the execution, so no run starts beside a task that may still be running, and the
+    janitor stops the task before it releases the lock."""
     arn = machine.start("slow", timeoutSeconds=1)
-    machine.wait_task_of(arn)  # and never finish it
+    task = machine.wait_task_of(arn)  # and never finish it
     done = machine.wait_done(arn)
     assert done["status"] == "FAILED"
     assert done["error"] == "Task.Timeout"
     assert "States.Timeout" in done["cause"]
-    lock = machine.lock()
-    assert "Owner" not in lock
-    assert lock["LastOutcome"] == "TIMED_OUT"
-    assert lock["LastOwner"] == arn
+    assert machine.lock()["Owner"] == arn
+    assert task in running_task_arns(machine.stack), "moto, like AWS may, leaves it running"
+    assert machine.transitions(arn) == 4, "ValidateInput, AcquireLock, RunTask, TaskTimedOut"
 
 
-def test_a_task_that_exits_non_zero_releases_and_fails_with_the_cause(machine: Machine) -> None:
+def test_a_task_that_exits_non_zero_fails_with_the_cause_and_leaves_the_lock_to_the_janitor(
+    machine: Machine,
+) -> None:
     arn = machine.start("crash")
     finish_task(machine.stack, machine.wait_task_of(arn), exit_code=3)
     done = machine.wait_done(arn)
@@ -91,12 +96,11 @@ def test_a_task_that_exits_non_zero_releases_and_fails_with_the_cause(machine: M
     assert done["error"] == "Task.Failed"
     assert done["cause"].startswith("States.TaskFailed: ")
     assert '"ExitCode": 3' in done["cause"], "the cause carries the original cause"
-    lock = machine.lock()
-    assert "Owner" not in lock
-    assert lock["LastOutcome"] == "FAILED"
+    assert machine.lock()["Owner"] == arn
+    assert machine.transitions(arn) == 4, "ValidateInput, AcquireLock, RunTask, TaskFailed"
 
 
-def test_a_task_that_cannot_start_releases_and_fails_with_the_start_error(
+def test_a_task_that_cannot_start_fails_with_the_start_error(
     machine: Machine,
 ) -> None:
     missing = machine.stack.task_definition_arn.rsplit(":", 1)[0] + "-missing:1"
@@ -106,25 +110,31 @@ def test_a_task_that_cannot_start_releases_and_fails_with_the_start_error(
     assert done["error"] == "Task.Failed"
     assert done["cause"].startswith("ECS.ClientException: ")
     assert "Unable to describe task definition" in done["cause"]
-    lock = machine.lock()
-    assert "Owner" not in lock
-    assert lock["LastOutcome"] == "FAILED"
+    assert machine.lock()["Owner"] == arn, "the janitor releases it"
     assert running_task_arns(machine.stack) == []
     failures = [e for e in machine.history(arn) if e["type"] == "TaskFailed"]
     assert len(failures) == 1, "a client error is not retried"
 
 
+def test_a_server_error_is_not_retried_and_keeps_the_lock(machine: Machine) -> None:
+    """ECS.ServerException: the task may have started and only the answer been lost. A retry
+    would start a second task under the same lock; instead the run fails with the lock held, and
+    the janitor looks for the task among the cluster's (by LOCK_OWNER) before releasing it."""
+    with ecs_run_task_fails("ServerException", "try again", times=1) as raised:
+        arn = machine.start("unsure")
+        done = machine.wait_done(arn)
+    assert raised == ["ServerException"]
+    assert (done["status"], done["error"]) == ("FAILED", "Task.Failed")
+    assert done["cause"].startswith("ECS.ServerException: ")
+    assert machine.lock()["Owner"] == arn
+
+
 @pytest.mark.filterwarnings("ignore:Exception.ECSException. with code ThrottlingException")
 @pytest.mark.parametrize(
     ("code", "error"),
-    [
-        ("ServerException", "ECS.ServerException"),
-        ("ThrottlingException", "ECS.AmazonECSException"),
-    ],
+    [("ThrottlingException", "ECS.AmazonECSException")],
 )
-def test_recoverable_start_errors_are_retried_first(
-    machine: Machine, code: str, error: str
-) -> None:
+def test_refused_starts_are_retried_first(machine: Machine, code: str, error: str) -> None:
     with ecs_run_task_fails(code, "try again", times=2) as raised:
         arn = machine.start("flaky")
         task = machine.wait_task_of(arn, timeout=60)
@@ -200,3 +210,37 @@ def test_a_retried_acquire_that_already_landed_is_not_a_skip(machine: Machine) -
     finish_task(machine.stack, task)
     assert machine.wait_done(started)["status"] == "SUCCEEDED"
     wait_for(lambda: "Owner" not in machine.lock())
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"lockId": "  "}, "lockId must be a non-blank string"),
+        ({"lockId": "x" * 2049}, "at most 2048 bytes"),
+        ({"timeoutSeconds": 1.5}, "timeoutSeconds must be a whole number from 1 to"),
+        ({"timeoutSeconds": 10**6}, "timeoutSeconds must be a whole number from 1 to"),
+        ({"container": ""}, "container must be a non-blank string"),
+        ({"lockId": "😀 nightly"}, None),
+    ],
+)
+def test_a_bad_input_fails_before_any_lock_is_taken(
+    machine: Machine, change: dict[str, object], problem: str | None
+) -> None:
+    arn = machine.start("checked", **change)
+    if problem is None:  # valid, whatever its characters
+        finish_task(machine.stack, machine.wait_task_of(arn))
+        assert machine.wait_done(arn)["status"] == "SUCCEEDED"
+        return
+    done = machine.wait_done(arn)
+    assert (done["status"], done["error"]) == ("FAILED", "Input.Invalid")
+    assert problem in done["cause"]
+    assert "Input: {" in done["cause"], "the cause quotes the input"
+    assert machine.lock(str(change.get("lockId", "sample"))) == {}, "no lock item, no lock"
+    assert machine.transitions(arn) == 2, "ValidateInput, InvalidInput"
+
+
+def test_an_input_that_is_not_an_object_is_refused(machine: Machine) -> None:
+    arn = machine.start_raw("list", "[1, 2]")
+    done = machine.wait_done(arn)
+    assert (done["status"], done["error"]) == ("FAILED", "Input.Invalid")
+    assert done["cause"].startswith("the input must be a JSON object")
