@@ -1,7 +1,7 @@
 """Create the locking part of template.yaml in moto: the lock table, the cluster, the sample task
 definition and the state machine with its DefinitionSubstitutions, all read from the template.
 
-moto cannot run the state machine when CloudFormation creates it (aws-facts.md), so each piece
+moto cannot run a state machine that CloudFormation created (a moto gap), so each piece
 is created through the API from the template's own properties."""
 
 from __future__ import annotations

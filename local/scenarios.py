@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.bridges import status_change_event
 from local.emulator import Emulator
 
 
@@ -143,15 +142,21 @@ class Scenarios:
     def task_times_out(self) -> None:
         def act() -> None:
             self.say("nightly-4 runs with timeoutSeconds 2 and never exits")
-            arn, _ = self.run_task("nightly-4", None, timeoutSeconds=2)
+            arn, task = self.run_task("nightly-4", None, timeoutSeconds=2)
             done = self.emu.wait_done(arn)
             self.say(f"nightly-4: {done['status']} {done.get('error')}")
             self.emu.pump()
 
+            self.check(
+                "the janitor stopped the task before releasing the lock",
+                task not in self.emu.running_tasks(),
+            )
+
         posts = self.posts_during(act)
+        lock = self.lock()
         self.check(
-            "the lock is free, last outcome TIMED_OUT",
-            self.lock().get("LastOutcome") == "TIMED_OUT",
+            "the lock is free, released by the janitor",
+            "Owner" not in lock and lock.get("LastReleasedBy") == "janitor",
         )
         self.check(
             "on-call gets one Slack message", len(posts) == 1 and "FAILED" in posts[0]["text"]
@@ -218,7 +223,10 @@ class Scenarios:
             "the reconciler released the lock (STALE)",
             "Owner" not in lock and lock.get("LastOutcome") == "STALE",
         )
-        self.check("on-call hears of the stale lock and the orphan task", len(posts) == 2)
+        self.check(
+            "on-call hears of the stale lock and the orphan task, in one message",
+            len(posts) == 1 and "released" in posts[0]["text"],
+        )
 
     def redrive_while_another_holds_the_lock(self) -> None:
         def act() -> None:
@@ -227,15 +235,14 @@ class Scenarios:
             self.emu.wait_done(failed)
             self.emu.pump()
             holder, task = self.run_task("nightly-8", None)
-            self.say(
-                "nightly-7 is redriven while nightly-8 holds the lock. moto cannot redrive: "
-                "emulating it by the status change a redrive emits (RUNNING, redriveCount 1)"
-            )
-            sfn = self.emu.client("stepfunctions")
-            self.emu.put_status_change(
-                status_change_event(sfn, failed, status="RUNNING", redrive_count=1)
-            )
+            self.say("nightly-7 is redriven (RedriveExecution) while nightly-8 holds the lock")
+            self.emu.client("stepfunctions").redrive_execution(executionArn=failed)
             self.emu.pump()
+            self.check(
+                "the redriven run is stopped with its task, so the two never overlap",
+                self.emu.wait_done(failed)["status"] == "ABORTED"
+                and len([t for t in self.emu.running_tasks() if t != task]) == 0,
+            )
             self.check("the holder keeps its lock", self.lock().get("Owner") == holder)
             self.emu.finish_task(task, 0)
             self.emu.wait_done(holder)

@@ -26,41 +26,10 @@ from alerts.messages import Notification
 from alerts.render import alarm_message, digest_message, escape, incident_message
 from alerts.slack import Posted, SlackError, SlackRateLimited, SlackRejected, SlackUnavailable
 from common import clients
-from common.settings import SettingsError
+from common.settings import AlertsSettings
 
 SAFETY_MARGIN_SECONDS = 5.0
 """Time kept back at the end of an invocation for reporting and the idempotency writes."""
-
-
-@dataclass(frozen=True)
-class AlertsSettings:
-    secret_arn: str
-    idempotency_table: str
-    digest_threshold: int
-    min_post_interval: float
-    max_attempts: int = 3
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> AlertsSettings:
-        def require(name: str) -> str:
-            value = environ.get(name, "").strip()
-            if not value:
-                raise SettingsError(f"environment variable {name} is missing or empty")
-            return value
-
-        try:
-            threshold = int(require("SLACK_DIGEST_THRESHOLD"))
-            interval = float(require("SLACK_MIN_POST_INTERVAL_SECONDS"))
-        except ValueError as err:
-            raise SettingsError(f"bad number in the alerts settings: {err}") from None
-        if threshold < 1 or interval < 0:
-            raise SettingsError("SLACK_DIGEST_THRESHOLD >= 1 and an interval >= 0, please")
-        return cls(
-            secret_arn=require("SLACK_WEBHOOK_SECRET_ARN"),
-            idempotency_table=require("IDEMPOTENCY_TABLE_NAME"),
-            digest_threshold=threshold,
-            min_post_interval=interval,
-        )
 
 
 class Ledger(Protocol):

@@ -20,9 +20,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from alerts import slack
-from alerts.deliver import AlertsSettings, Deliverer, Outcome, PowertoolsLedger
+from alerts.deliver import Deliverer, Outcome, PowertoolsLedger
 from alerts.messages import Notification, UnreadableRecord, parse_notification
-from common.settings import SettingsError
+from common.settings import AlertsSettings, SettingsError
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "alerts")
 logger = Logger(service=SERVICE)

@@ -4,6 +4,7 @@ a service raises, and the platform's retry takes over."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,21 @@ def sns() -> SNSClient:
 @cache
 def stepfunctions() -> SFNClient:
     return boto3.client("stepfunctions", config=CONFIG)
+
+
+@dataclass(frozen=True)
+class Aws:
+    """The clients the janitor, the reconciler and the CLI work with, passed as one value."""
+
+    dynamodb: DynamoDBClient
+    stepfunctions: SFNClient
+    ecs: ECSClient
+    sns: SNSClient
+
+
+def aws() -> Aws:
+    """The process's clients, as one bundle."""
+    return Aws(dynamodb(), stepfunctions(), ecs(), sns())
 
 
 def reset() -> None:

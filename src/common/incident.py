@@ -1,4 +1,4 @@
-"""The incident: one JSON document per thing on-call should hear about (DESIGN.md, "Alerts").
+"""The incident: one JSON document per thing on-call should hear about.
 
 Published once to AlertsTopic with `MessageStructure: json`: subscribers over SQS and Lambda get
 the JSON document; email and everything else get `default`, a readable text. Message attributes
@@ -49,25 +49,37 @@ class Execution:
 
 @dataclass(frozen=True)
 class Repairs:
-    """What was repaired, as it really happened."""
+    """What was repaired, as the durable state shows it (the lock item's Last*/Acquired*
+    attributes, the tasks' stop reasons), whoever did it and whenever: a second look at the same
+    state gives the same repairs, so a retry or a duplicate reports exactly what the first did."""
 
     lock: str
-    """released | already_free | held_by_other | no_lock | reacquired | taken_over |
+    """released | already_free | held_by_other | no_lock | held | reacquired | taken_over |
     redrive_stopped | left_held"""
     lock_detail: str
     holder: str | None = None
+    released_by: str | None = None
     tasks_stopped: tuple[str, ...] = ()
+    """Stopped by the janitor or the reconciler because their execution had ended."""
     tasks_already_stopped: tuple[str, ...] = ()
     tasks_gone: tuple[str, ...] = ()
+    tasks_running: tuple[str, ...] = ()
+    """Tasks of the execution's live attempt, left running."""
+    claims: tuple[str, ...] = ()
+    """Each repair the janitor or the reconciler did, as one sorted line ("released <lock> by
+    janitor", "stopped <task> by reconciler", ...): part of the incident id."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "lock": self.lock,
             "lockDetail": self.lock_detail,
             "holder": self.holder,
+            "releasedBy": self.released_by,
             "tasksStopped": list(self.tasks_stopped),
             "tasksAlreadyStopped": list(self.tasks_already_stopped),
             "tasksGone": list(self.tasks_gone),
+            "tasksRunning": list(self.tasks_running),
+            "claims": list(self.claims),
         }
 
 
@@ -77,17 +89,31 @@ def iso_from_millis(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
-def incident_id(kind: str, execution_arn: str, status: str, redrive_count: int) -> str:
-    """Stable for the same execution, status and redrive count: a second delivery of the same
-    event yields the same id, so subscribers can de-duplicate."""
-    name = f"lock-janitor:{kind}:{execution_arn}:{status}:{redrive_count}"
+def incident_id(
+    kind: str,
+    execution_arn: str,
+    status: str,
+    redrive_count: int,
+    *,
+    key: str | None = None,
+    claims: tuple[str, ...] = (),
+) -> str:
+    """Stable for the same execution, status, attempt, subject (`key`: a lock or a task, when
+    the incident is about one) and repairs: a duplicate event, a retry, the janitor and the
+    reconciler looking at the same state all yield the same id, so subscribers de-duplicate;
+    a further repair yields a new id, so it is never dropped as a duplicate."""
+    name = "\n".join(
+        ["lock-janitor", kind, execution_arn, status, str(redrive_count), key or "", *claims]
+    )
     return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
 
 
 @dataclass(frozen=True)
 class Incident:
     kind: str
-    """execution (an execution ended badly) | redrive (a redriven execution and its lock)"""
+    """execution (an execution ended badly) | redrive (a redriven execution and its lock) |
+    unlocked (a live run found without its lock) | stuck (running past its timeout) |
+    unreadable (something the reconciler could not read, skipped)"""
     severity: Severity
     status: str
     lock_id: str | None
@@ -101,14 +127,22 @@ class Incident:
     stop_ms: int | None = None
     reported_by: str = "janitor"
     incident_key: str | None = None
-    """What the incident is about when it is not the execution itself (an orphan task's ARN)."""
+    """What the incident is about when it is not the execution itself (a lock id, a task ARN):
+    part of the id."""
     detected_at: str = field(
         default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
     )
 
     @property
     def id(self) -> str:
-        return incident_id(self.kind, self.execution.arn, self.status, self.execution.redrive_count)
+        return incident_id(
+            self.kind,
+            self.execution.arn,
+            self.status,
+            self.execution.redrive_count,
+            key=self.incident_key,
+            claims=self.repairs.claims,
+        )
 
     @property
     def duration_seconds(self) -> float | None:

@@ -1,14 +1,20 @@
-"""The lock table protocol (DESIGN.md, "LockTable"), for the Python side of the house.
+"""The lock table protocol, for the Python side of the house.
 
 One item per task, keyed by `LockId`, kept after release as that task's status row. "Held"
-means `attribute_exists(Owner)`. Acquire = `ADD Token 1` on condition free (or already ours);
-release = `REMOVE Owner` on condition `Owner = :me`. Nothing here ever deletes an item or
-writes without a condition on the owner. The state machine (statemachine/locking.asl.json)
-speaks the same protocol; tests/unit/test_lock_table.py checks that both use these names.
+means `attribute_exists(Owner)`. The state machine (statemachine/locking.asl.json) acquires
+with `ADD Token 1` on condition free (or already its own) and releases on `Owner = <itself>`:
+it is the holder, so it needs no more. The janitor, the reconciler and the operator act on a
+lock they read a moment ago, so every write of theirs is fenced on what they read: owner,
+fencing token and the redrive attempt recorded (`Fence`). Nothing deletes a lock item.
+tests/unit/test_lock_table.py checks that the ASL and this module use the same names.
+
+Items whose key starts with `#` are not locks: the janitor's own records (reports kept until
+published, `common.pending`). No lock id may start with `#` (`common.task_input`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -21,6 +27,7 @@ if TYPE_CHECKING:
 LOCK_ID = "LockId"
 OWNER = "Owner"
 ACQUIRED_AT = "AcquiredAt"
+ACQUIRED_BY = "AcquiredBy"
 STATE_MACHINE_ARN = "StateMachineArn"
 TIMEOUT_SECONDS = "TimeoutSeconds"
 REDRIVE_COUNT = "RedriveCount"
@@ -30,10 +37,12 @@ LAST_OWNER = "LastOwner"
 LAST_OUTCOME = "LastOutcome"
 LAST_RELEASED_AT = "LastReleasedAt"
 LAST_RELEASED_BY = "LastReleasedBy"
+LAST_REDRIVE_COUNT = "LastRedriveCount"
 
 HELD_ATTRIBUTES = (
     OWNER,
     ACQUIRED_AT,
+    ACQUIRED_BY,
     STATE_MACHINE_ARN,
     TIMEOUT_SECONDS,
     REDRIVE_COUNT,
@@ -41,7 +50,16 @@ HELD_ATTRIBUTES = (
 )
 """Present only while the lock is held; a release removes them."""
 ATTRIBUTES = frozenset(
-    {LOCK_ID, TOKEN, *HELD_ATTRIBUTES, LAST_OWNER, LAST_OUTCOME, LAST_RELEASED_AT, LAST_RELEASED_BY}
+    {
+        LOCK_ID,
+        TOKEN,
+        *HELD_ATTRIBUTES,
+        LAST_OWNER,
+        LAST_OUTCOME,
+        LAST_RELEASED_AT,
+        LAST_RELEASED_BY,
+        LAST_REDRIVE_COUNT,
+    }
 )
 
 
@@ -57,12 +75,16 @@ class Outcome(StrEnum):
 
 
 class ReleasedBy(StrEnum):
-    """Who released the lock (`LastReleasedBy`)."""
+    """Who released the lock (`LastReleasedBy`), or took it (`AcquiredBy`)."""
 
     STATE_MACHINE = "state-machine"
     JANITOR = "janitor"
     RECONCILER = "reconciler"
     OPERATOR = "operator"
+
+
+class OddItem(ValueError):
+    """A lock item the protocol did not write: skipped and reported, never guessed at."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +95,7 @@ class Lock:
     owner: str | None = None
     token: int = 0
     acquired_at: str | None = None
+    acquired_by: str | None = None
     state_machine_arn: str | None = None
     timeout_seconds: int | None = None
     redrive_count: int | None = None
@@ -81,6 +104,8 @@ class Lock:
     last_outcome: str | None = None
     last_released_at: str | None = None
     last_released_by: str | None = None
+    last_redrive_count: int | None = None
+    """The attempt of LastOwner on whose behalf the janitor or the reconciler released it."""
 
     @property
     def held(self) -> bool:
@@ -88,21 +113,33 @@ class Lock:
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Lock:
-        """From a low-level DynamoDB item ({"Owner": {"S": ...}, "Token": {"N": ...}})."""
+        """From a low-level DynamoDB item ({"Owner": {"S": ...}, "Token": {"N": ...}}). Raises
+        OddItem when an attribute is not what the protocol writes (a hand-edited item)."""
 
         def s(name: str) -> str | None:
             value = item.get(name)
-            return str(value["S"]) if value and "S" in value else None
+            if value is None:
+                return None
+            if not isinstance(value, dict) or not isinstance(value.get("S"), str):
+                raise OddItem(f"{name} is not a string: {value!r}"[:300])
+            return str(value["S"])
 
         def n(name: str) -> int | None:
             value = item.get(name)
-            return int(value["N"]) if value and "N" in value else None
+            if value is None:
+                return None
+            raw = value.get("N") if isinstance(value, dict) else None
+            try:
+                return int(str(raw))
+            except ValueError:
+                raise OddItem(f"{name} is not a whole number: {value!r}"[:300]) from None
 
         return cls(
             lock_id=s(LOCK_ID) or "",
             owner=s(OWNER),
             token=n(TOKEN) or 0,
             acquired_at=s(ACQUIRED_AT),
+            acquired_by=s(ACQUIRED_BY),
             state_machine_arn=s(STATE_MACHINE_ARN),
             timeout_seconds=n(TIMEOUT_SECONDS),
             redrive_count=n(REDRIVE_COUNT),
@@ -111,153 +148,63 @@ class Lock:
             last_outcome=s(LAST_OUTCOME),
             last_released_at=s(LAST_RELEASED_AT),
             last_released_by=s(LAST_RELEASED_BY),
+            last_redrive_count=n(LAST_REDRIVE_COUNT),
         )
 
 
-ReleaseKind = Literal["released", "already_free", "held_by_other", "reacquired_since"]
-
-
-@dataclass(frozen=True)
-class ReleaseResult:
-    """What one conditional release found: it released the lock, the lock was already free,
-    another execution holds it (`holder`), or the same execution took it again after the time
-    the caller asked about (a redrive). `lock` is the item as it was before the call."""
-
-    kind: ReleaseKind
-    lock: Lock | None
-    holder: str | None = None
-
-
 def get_lock(client: DynamoDBClient, table: str, lock_id: str) -> Lock | None:
+    """The lock item as it is now (a consistent read); None when there is no item."""
     item = client.get_item(TableName=table, Key={LOCK_ID: {"S": lock_id}}, ConsistentRead=True)
     return Lock.from_item(item["Item"]) if "Item" in item else None
 
 
-def release(
-    client: DynamoDBClient,
-    table: str,
-    lock_id: str,
-    *,
-    owner: str,
-    outcome: Outcome,
-    by: ReleasedBy,
-    now: str,
-    redrive_count: int | None = None,
-) -> ReleaseResult:
-    """Release `lock_id` only if `owner` holds it, recording how the run ended. One call tells
-    released / already free / held by another apart (ReturnValuesOnConditionCheckFailure), and
-    never overwrites another holder. With `redrive_count` (that of the run that ended), a lock
-    the same owner took again for a later redrive of itself is left alone: status-change events
-    arrive in any order. Errors other than the failed condition propagate."""
-    condition = "#owner = :me"
-    values: dict[str, Any] = {
-        ":me": {"S": owner},
-        ":outcome": {"S": outcome.value},
-        ":now": {"S": now},
-        ":by": {"S": by.value},
-    }
-    names = {
-        "#owner": OWNER,
-        "#acquiredAt": ACQUIRED_AT,
-        "#stateMachine": STATE_MACHINE_ARN,
-        "#timeout": TIMEOUT_SECONDS,
-        "#redrives": REDRIVE_COUNT,
-        "#overdue": OVERDUE_REPORTED_AT,
-        "#lastOwner": LAST_OWNER,
-        "#lastOutcome": LAST_OUTCOME,
-        "#lastReleasedAt": LAST_RELEASED_AT,
-        "#lastReleasedBy": LAST_RELEASED_BY,
-    }
-    if redrive_count is not None:
-        condition += " AND (attribute_not_exists(#redrives) OR #redrives <= :redrives)"
-        values[":redrives"] = {"N": str(redrive_count)}
-    try:
-        answer = client.update_item(
-            TableName=table,
-            Key={LOCK_ID: {"S": lock_id}},
-            UpdateExpression=(
-                "REMOVE #owner, #acquiredAt, #stateMachine, #timeout, #redrives, #overdue "
-                "SET #lastOwner = :me, #lastOutcome = :outcome, "
-                "#lastReleasedAt = :now, #lastReleasedBy = :by"
-            ),
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_OLD",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-            raise
-        # The item as it is now, returned with the failed condition (absent: no item at all).
-        old = cast("dict[str, Any] | None", err.response.get("Item"))
-        current = Lock.from_item(old) if old else None
-        if current is None or current.owner is None:
-            return ReleaseResult("already_free", current)
-        if current.owner == owner:
-            return ReleaseResult("reacquired_since", current, holder=owner)
-        return ReleaseResult("held_by_other", current, holder=current.owner)
-    return ReleaseResult("released", Lock.from_item(answer.get("Attributes", {})))
+@dataclass(frozen=True)
+class Fence:
+    """What a write is conditioned on: the lock as it was read (owner, token, and the redrive
+    attempt recorded for it). A lock taken again, by anyone, after the read fails the
+    condition: every acquisition changes the token or the attempt."""
+
+    owner: str
+    token: int
+    redrive_count: int | None
+
+    @classmethod
+    def of(cls, lock: Lock) -> Fence:
+        if lock.owner is None:
+            raise ValueError(f"lock {lock.lock_id} is free: nothing to fence on")
+        return cls(lock.owner, lock.token, lock.redrive_count)
+
+    def condition(self, names: dict[str, str], values: dict[str, Any]) -> str:
+        names.update({"#owner": OWNER, "#token": TOKEN, "#redrives": REDRIVE_COUNT})
+        values.update({":fenceOwner": {"S": self.owner}, ":fenceToken": {"N": str(self.token)}})
+        condition = "#owner = :fenceOwner AND #token = :fenceToken"
+        if self.redrive_count is None:
+            return condition + " AND attribute_not_exists(#redrives)"
+        values[":fenceRedrives"] = {"N": str(self.redrive_count)}
+        return condition + " AND #redrives = :fenceRedrives"
 
 
-AcquireKind = Literal["acquired", "held_by_other"]
+WriteKind = Literal["done", "changed"]
 
 
 @dataclass(frozen=True)
-class AcquireResult:
-    kind: AcquireKind
+class WriteResult:
+    """A fenced write: done (`lock` is the item after it), or the lock changed since it was
+    read (`lock` is the item as it is now, None when there is none)."""
+
+    kind: WriteKind
     lock: Lock | None
-    """After a successful acquisition: the lock as it is now; else as it was."""
-
-    @property
-    def holder(self) -> str | None:
-        return self.lock.owner if self.lock else None
 
 
-def acquire(
+def _fenced_update(  # noqa: PLR0917 - the parts of one UpdateItem
     client: DynamoDBClient,
     table: str,
     lock_id: str,
-    *,
-    owner: str,
-    state_machine_arn: str,
-    timeout_seconds: int | None,
-    now: str,
-    redrive_count: int = 0,
-    replacing: str | None = None,
-) -> AcquireResult:
-    """Take `lock_id` for `owner`, as AcquireLock does: when it is free or already `owner`'s,
-    or, with `replacing`, only while that (dead) execution still holds it. Every acquisition
-    takes the next fencing token."""
-    names = {
-        "#owner": OWNER,
-        "#acquiredAt": ACQUIRED_AT,
-        "#stateMachine": STATE_MACHINE_ARN,
-        "#token": TOKEN,
-        "#redrives": REDRIVE_COUNT,
-        "#overdue": OVERDUE_REPORTED_AT,
-    }
-    values: dict[str, Any] = {
-        ":owner": {"S": owner},
-        ":now": {"S": now},
-        ":stateMachine": {"S": state_machine_arn},
-        ":redrives": {"N": str(redrive_count)},
-    }
-    update = (
-        "SET #owner = :owner, #acquiredAt = :now, #stateMachine = :stateMachine, "
-        "#redrives = :redrives"
-    )
-    values[":one"] = {"N": "1"}
-    if timeout_seconds is not None:
-        names["#timeout"] = TIMEOUT_SECONDS
-        values[":timeout"] = {"N": str(timeout_seconds)}
-        update += ", #timeout = :timeout"
-    update += " REMOVE #overdue ADD #token :one"
-    if replacing is None:
-        condition = "attribute_not_exists(#owner) OR #owner = :owner"
-    else:
-        condition = "#owner = :replacing"
-        values[":replacing"] = {"S": replacing}
+    update: str,
+    condition: str,
+    names: dict[str, str],
+    values: dict[str, Any],
+) -> WriteResult:
     try:
         answer = client.update_item(
             TableName=table,
@@ -272,24 +219,124 @@ def acquire(
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
             raise
+        # The item as it is now, returned with the failed condition (absent: no item at all).
         old = cast("dict[str, Any] | None", err.response.get("Item"))
-        return AcquireResult("held_by_other", Lock.from_item(old) if old else None)
-    return AcquireResult("acquired", Lock.from_item(answer.get("Attributes", {})))
+        return WriteResult("changed", Lock.from_item(old) if old else None)
+    return WriteResult("done", Lock.from_item(answer.get("Attributes", {})))
+
+
+def release(
+    client: DynamoDBClient,
+    table: str,
+    lock_id: str,
+    fence: Fence,
+    *,
+    outcome: Outcome,
+    by: ReleasedBy,
+    now: str,
+    attempt: int = 0,
+) -> WriteResult:
+    """Release `lock_id` only while it is exactly as read (`fence`), recording how the holder's
+    run ended, who released it, and for which attempt of the holder (`attempt`: its redrive
+    count). Never overwrites a lock taken since."""
+    names = {
+        "#acquiredAt": ACQUIRED_AT,
+        "#acquiredBy": ACQUIRED_BY,
+        "#stateMachine": STATE_MACHINE_ARN,
+        "#timeout": TIMEOUT_SECONDS,
+        "#overdue": OVERDUE_REPORTED_AT,
+        "#lastOwner": LAST_OWNER,
+        "#lastOutcome": LAST_OUTCOME,
+        "#lastReleasedAt": LAST_RELEASED_AT,
+        "#lastReleasedBy": LAST_RELEASED_BY,
+        "#lastAttempt": LAST_REDRIVE_COUNT,
+    }
+    values: dict[str, Any] = {
+        ":outcome": {"S": outcome.value},
+        ":now": {"S": now},
+        ":by": {"S": by.value},
+        ":attempt": {"N": str(attempt)},
+    }
+    condition = fence.condition(names, values)
+    update = (
+        "REMOVE #owner, #acquiredAt, #acquiredBy, #stateMachine, #timeout, #redrives, #overdue "
+        "SET #lastOwner = :fenceOwner, #lastOutcome = :outcome, "
+        "#lastReleasedAt = :now, #lastReleasedBy = :by, #lastAttempt = :attempt"
+    )
+    return _fenced_update(client, table, lock_id, update, condition, names, values)
+
+
+def take(
+    client: DynamoDBClient,
+    table: str,
+    lock_id: str,
+    *,
+    expected: Lock | None,
+    owner: str,
+    state_machine_arn: str,
+    timeout_seconds: int | None,
+    redrive_count: int,
+    by: ReleasedBy,
+    now: str,
+) -> WriteResult:
+    """Take `lock_id` for `owner`'s current attempt (`redrive_count`), only if the lock is still
+    as read (`expected`: None for no item, a free lock, or a holder's lock). A new tenure takes
+    the next fencing token; `owner` taking again its own lock from an earlier attempt keeps the
+    token (the redriven task still carries it) and records the attempt."""
+    names = {
+        "#owner": OWNER,
+        "#acquiredAt": ACQUIRED_AT,
+        "#acquiredBy": ACQUIRED_BY,
+        "#stateMachine": STATE_MACHINE_ARN,
+        "#token": TOKEN,
+        "#redrives": REDRIVE_COUNT,
+        "#overdue": OVERDUE_REPORTED_AT,
+    }
+    values: dict[str, Any] = {
+        ":owner": {"S": owner},
+        ":now": {"S": now},
+        ":by": {"S": by.value},
+        ":stateMachine": {"S": state_machine_arn},
+        ":redrives": {"N": str(redrive_count)},
+    }
+    update = (
+        "SET #owner = :owner, #acquiredAt = :now, #acquiredBy = :by, "
+        "#stateMachine = :stateMachine, #redrives = :redrives"
+    )
+    if timeout_seconds is not None:
+        names["#timeout"] = TIMEOUT_SECONDS
+        values[":timeout"] = {"N": str(timeout_seconds)}
+        update += ", #timeout = :timeout"
+    update += " REMOVE #overdue"
+    if expected is None:
+        condition = "attribute_not_exists(#owner) AND attribute_not_exists(#token)"
+    elif expected.owner is None:
+        values[":expectedToken"] = {"N": str(expected.token)}
+        condition = "attribute_not_exists(#owner) AND #token = :expectedToken"
+    else:
+        condition = Fence.of(expected).condition(names, values)
+    if expected is None or expected.owner != owner:
+        values[":one"] = {"N": "1"}
+        update += " ADD #token :one"
+    return _fenced_update(client, table, lock_id, update, condition, names, values)
 
 
 def mark_overdue_reported(
-    client: DynamoDBClient, table: str, lock_id: str, *, owner: str, now: str
+    client: DynamoDBClient, table: str, lock_id: str, fence: Fence, *, now: str
 ) -> bool:
     """Note on a held lock that its overdue holder was reported, once per holder; False when
-    the lock is no longer `owner`'s or was already reported."""
+    the lock changed since it was read or was already reported."""
+    names = {"#overdue": OVERDUE_REPORTED_AT}
+    values: dict[str, Any] = {":now": {"S": now}}
+    condition = fence.condition(names, values) + " AND attribute_not_exists(#overdue)"
     try:
         client.update_item(
             TableName=table,
             Key={LOCK_ID: {"S": lock_id}},
             UpdateExpression="SET #overdue = :now",
-            ConditionExpression="#owner = :owner AND attribute_not_exists(#overdue)",
-            ExpressionAttributeNames={"#owner": OWNER, "#overdue": OVERDUE_REPORTED_AT},
-            ExpressionAttributeValues={":owner": {"S": owner}, ":now": {"S": now}},
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
         )
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
@@ -298,14 +345,16 @@ def mark_overdue_reported(
     return True
 
 
-def scan_pages(client: DynamoDBClient, table: str, page_size: int | None = None) -> Any:
-    """Every item of the lock table, page by page (a consistent read of each page)."""
+def scan_pages(
+    client: DynamoDBClient, table: str, page_size: int | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """Every item of the lock table, raw, page by page (a consistent read of each page)."""
     kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
     if page_size:
         kwargs["Limit"] = page_size
     for _ in range(1_000_000):  # bounded: a page per call until DynamoDB says it is the last
         page = client.scan(**kwargs)
-        yield [Lock.from_item(item) for item in page.get("Items", [])]
+        yield list(page.get("Items", []))
         last = page.get("LastEvaluatedKey")
         if not last:
             return

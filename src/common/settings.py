@@ -1,5 +1,6 @@
-"""Settings parsed once from the environment the template gives each function, failing fast
-when something is missing."""
+"""Every function's settings, parsed once from the environment the template gives it, failing
+fast when something is missing or malformed. One place: a handler never reads os.environ for
+anything else than handing it here."""
 
 from __future__ import annotations
 
@@ -18,6 +19,17 @@ def require(environ: Mapping[str, str], name: str) -> str:
     return value
 
 
+def require_int(environ: Mapping[str, str], name: str, minimum: int = 0) -> int:
+    raw = require(environ, name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"environment variable {name} is not a whole number: {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"environment variable {name} must be at least {minimum}")
+    return value
+
+
 @dataclass(frozen=True)
 class JanitorSettings:
     lock_table: str
@@ -33,12 +45,47 @@ class JanitorSettings:
         )
 
 
-def require_int(environ: Mapping[str, str], name: str, minimum: int = 0) -> int:
-    raw = require(environ, name)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"environment variable {name} is not a whole number: {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"environment variable {name} must be at least {minimum}")
-    return value
+@dataclass(frozen=True)
+class ReconcilerSettings:
+    lock_table: str
+    alerts_topic_arn: str
+    state_machine_arn: str
+    cluster_arn: str
+    grace_seconds: int
+    overdue_margin_seconds: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ReconcilerSettings:
+        return cls(
+            lock_table=require(environ, "LOCK_TABLE_NAME"),
+            alerts_topic_arn=require(environ, "ALERTS_TOPIC_ARN"),
+            state_machine_arn=require(environ, "LOCKING_STATE_MACHINE_ARN"),
+            cluster_arn=require(environ, "CLUSTER_ARN"),
+            grace_seconds=require_int(environ, "RECONCILE_GRACE_SECONDS"),
+            overdue_margin_seconds=require_int(environ, "OVERDUE_MARGIN_SECONDS"),
+        )
+
+
+@dataclass(frozen=True)
+class AlertsSettings:
+    secret_arn: str
+    idempotency_table: str
+    digest_threshold: int
+    min_post_interval: float
+    max_attempts: int = 3
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> AlertsSettings:
+        try:
+            threshold = int(require(environ, "SLACK_DIGEST_THRESHOLD"))
+            interval = float(require(environ, "SLACK_MIN_POST_INTERVAL_SECONDS"))
+        except ValueError as err:
+            raise SettingsError(f"bad number in the alerts settings: {err}") from None
+        if threshold < 1 or interval < 0:
+            raise SettingsError("SLACK_DIGEST_THRESHOLD >= 1 and an interval >= 0, please")
+        return cls(
+            secret_arn=require(environ, "SLACK_WEBHOOK_SECRET_ARN"),
+            idempotency_table=require(environ, "IDEMPOTENCY_TABLE_NAME"),
+            digest_threshold=threshold,
+            min_post_interval=interval,
+        )

@@ -1,13 +1,12 @@
 """Step Functions "Execution Status Change" events (source aws.states), typed.
 
-Tolerates every shape seen in the wild (aws-facts.md): with or without `inputDetails`, with or
-without `error`/`cause` (TIMED_OUT carries none), with or without the redrive and version fields,
+Tolerates every shape seen in the wild: with or without `inputDetails`, with or without
+`error`/`cause` (TIMED_OUT carries none), with or without the redrive and version fields,
 `input` left out when too large, dates as epoch millis. Anything that is not a status change of
 an execution is a `MalformedEvent`: an error, never a silent success."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,28 +100,3 @@ def parse_status_change(event: Any) -> StatusChange:
         cause=_text(detail.get("cause")),
         redrive_count=max(redrives, 0),
     )
-
-
-def _document(raw: str | None) -> dict[str, Any]:
-    """The execution input as a JSON object; empty when it is missing or not an object."""
-    if raw is None:
-        return {}
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        return {}
-    return document if isinstance(document, dict) else {}
-
-
-def lock_id_from_input(raw: str | None) -> str | None:
-    """The `lockId` of an execution input (a JSON string); None when there is none to find."""
-    lock_id = _document(raw).get("lockId")
-    return lock_id if isinstance(lock_id, str) and lock_id.strip() else None
-
-
-def timeout_from_input(raw: str | None) -> int | None:
-    """The `timeoutSeconds` of an execution input, when it is a positive number."""
-    value = _document(raw).get("timeoutSeconds")
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        return None
-    return int(value)

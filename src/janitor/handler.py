@@ -13,8 +13,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common import clients
 from common.settings import JanitorSettings
-from common.status_event import MalformedEvent, lock_id_from_input, parse_status_change
-from janitor.heal import Aws, RepairIncomplete, Result, heal
+from common.status_event import MalformedEvent, parse_status_change
+from common.task_input import TaskInput
+from janitor.heal import RepairIncomplete, Result, heal
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "janitor")
 logger = Logger(service=SERVICE)
@@ -53,10 +54,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.append_keys(
             execution_arn=change.execution_arn,
             status=change.status,
-            lock_id=lock_id_from_input(change.input),
+            lock_id=TaskInput.parse(change.input).lock_id,
         )
-        aws = Aws(clients.dynamodb(), clients.stepfunctions(), clients.ecs(), clients.sns())
-        result = heal(change, settings, aws)
+        result = heal(change, settings, clients.aws())
     except MalformedEvent:
         logger.exception("Malformed event: not a status change the janitor can act on")
         raise
@@ -67,5 +67,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         raise
     logger.append_keys(lock_id=result.lock_id)
     _count(result)
+    if result.kept:
+        logger.warning("Publish failed: the report is kept for the reconciler to publish")
     logger.info("Healed", **result.summary())
     return result.summary()

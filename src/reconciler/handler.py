@@ -11,11 +11,16 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common import clients
-from janitor.reconcile import BadInput, Clients, Reconciler, ReconcilerSettings, dry_run_from
+from common.settings import ReconcilerSettings
+from reconciler.reconcile import BadInput, Reconciler, dry_run_from
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "reconciler")
 logger = Logger(service=SERVICE)
 metrics = Metrics(service=SERVICE)
+
+
+def _skipped(message: str, extra: dict[str, Any]) -> None:
+    logger.error(message, **extra)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -28,18 +33,17 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         logger.exception('Bad input: expected {} or {"dryRun": true}')
         raise
     logger.append_keys(dry_run=dry_run)
-    aws = Clients(clients.dynamodb(), clients.stepfunctions(), clients.ecs(), clients.sns())
-    result = Reconciler(settings, aws, dry_run=dry_run).run()
+    result = Reconciler(settings, clients.aws(), dry_run=dry_run, log=_skipped).run()
     summary = result.to_json()
-    for status in sorted(set(result.incidents)):
+    for kind in sorted(set(result.incidents)):
         with single_metric(
             name="Incidents",
             unit=MetricUnit.Count,
-            value=result.incidents.count(status),
+            value=result.incidents.count(kind),
             default_dimensions=metrics.default_dimensions,
         ) as metric:
             metric.add_dimension(name="service", value=SERVICE)
-            metric.add_dimension(name="Status", value=status)
+            metric.add_dimension(name="Kind", value=kind)
     if not dry_run:
         metrics.add_metric(
             name="LocksReleased", unit=MetricUnit.Count, value=len(summary["released"])
@@ -48,5 +52,6 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
             name="TasksStopped", unit=MetricUnit.Count, value=len(summary["stopped"])
         )
     metrics.add_metric(name="OverdueLocks", unit=MetricUnit.Count, value=len(summary["overdue"]))
+    metrics.add_metric(name="Unreadable", unit=MetricUnit.Count, value=len(summary["unreadable"]))
     logger.info("Reconciled", **summary)
     return summary

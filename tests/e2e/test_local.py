@@ -30,7 +30,7 @@ def test_every_scenario_holds(tmp_path: Path) -> None:
         "end state",
     ]
     timeline = "\n".join(lines)
-    assert "moto cannot redrive" in timeline, "the emulated redrive says so"
+    assert "is redriven (RedriveExecution)" in timeline, "a real redrive (the redrive bridge)"
     assert "status-change event is LOST" in timeline
     assert "slack" in timeline
     assert "to oncall@example.com" in timeline, "the email subscription's text is shown"

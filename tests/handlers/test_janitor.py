@@ -1,4 +1,5 @@
-"""JanitorFunction on the events in events/, against the real state machine under moto."""
+"""JanitorFunction on the events in events/ and on events of real executions (the real ASL under
+moto, redrives included), in any order: the event is a hint, the truth decides."""
 
 from __future__ import annotations
 
@@ -12,20 +13,31 @@ import pytest
 from common import clients
 from common.status_event import MalformedEvent
 from janitor.heal import ForeignEvent, RepairIncomplete
+from local.bridges import status_change_event
 from local.deploy import finish_task, received_incidents
-from tests.handlers.conftest import EVENTS, Janitor, load_event
-from tests.support.faults import captured_params, counted_calls, failing_call
+from tests.handlers.conftest import EVENTS, Janitor, Reconcile, load_event
+from tests.support.faults import (
+    captured_params,
+    counted_calls,
+    ecs_run_task_starts_then_fails,
+    failing_call,
+)
 from tests.support.logs import captured
 from tests.support.machine import Machine
 
-ENDED = [
-    ("janitor-failed.json", "FAILED"),
-    ("janitor-timed-out.json", "TIMED_OUT"),
-    ("janitor-aborted.json", "ABORTED"),
-    ("janitor-failed-legacy-shape.json", "FAILED"),
-    ("janitor-aborted-input-not-included.json", "ABORTED"),
-    ("janitor-failed-input-not-json.json", "FAILED"),
+ENDED_SHAPES = [
+    "janitor-failed.json",
+    "janitor-timed-out.json",
+    "janitor-aborted.json",
+    "janitor-failed-legacy-shape.json",
+    "janitor-aborted-input-not-included.json",
+    "janitor-failed-input-not-json.json",
 ]
+
+
+def incidents(machine: Machine) -> list[dict[str, Any]]:
+    """Every incident the topic delivered since the last look (drains the inbox)."""
+    return [json.loads(n["Message"]) for n in received_incidents(machine.stack)]
 
 
 def one_incident(machine: Machine) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -50,78 +62,112 @@ def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[io.StringIO]:
         buffer.write(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize(("file", "status"), ENDED)
-def test_an_execution_that_ended_badly_is_healed_and_reported(
-    janitor: Janitor, machine: Machine, file: str, status: str
-) -> None:
-    arn, task = machine.abort("run-1")
-    event = janitor.event_for(file, arn)
+def event(machine: Machine, arn: str, **overrides: Any) -> dict[str, Any]:
+    """The status change AWS sends for the execution as it is now; `status` and
+    `redrive_count` make it an older (late) one."""
+    return status_change_event(machine.sfn, arn, **overrides)
 
-    result = janitor(event)
+
+def running(machine: Machine, task: str) -> bool:
+    return bool(machine.task_status(task)["lastStatus"] != "STOPPED")
+
+
+# --- An execution that ended ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file", ENDED_SHAPES)
+def test_every_event_shape_heals_the_execution_as_it_really_ended(
+    janitor: Janitor, machine: Machine, file: str
+) -> None:
+    """Whatever status and shape the event has, the janitor records and reports what
+    DescribeExecution says (here: ABORTED), stops the task first, then releases the lock."""
+    arn, task = machine.abort("run-1")
+    result = janitor(janitor.event_for(file, arn))
 
     lock = machine.lock()
     assert "Owner" not in lock
-    assert lock["LastOwner"] == arn
-    assert lock["LastOutcome"] == status
-    assert lock["LastReleasedBy"] == "janitor"
+    assert (lock["LastOwner"], lock["LastOutcome"], lock["LastReleasedBy"]) == (
+        arn,
+        "ABORTED",
+        "janitor",
+    )
     stopped = machine.task_status(task)
     assert stopped["lastStatus"] == "STOPPED"
-    assert "run-1" in stopped["stoppedReason"]
-    assert status in stopped["stoppedReason"]
+    assert stopped["stoppedReason"] == (
+        "lock-janitor janitor: execution run-1 (attempt 0) ended ABORTED; its task must not run on"
+    )
 
     note, incident = one_incident(machine)
     assert len(note["Subject"]) < 100
     assert "\n" not in note["Subject"]
     attrs = {k: v["Value"] for k, v in note["MessageAttributes"].items()}
-    assert attrs["status"] == status
-    assert attrs["lockId"] == "sample"
+    assert attrs["status"] == incident["status"] == "ABORTED"
+    assert attrs["lockId"] == incident["lockId"] == "sample"
     assert attrs["severity"] == incident["severity"] == "high"
-    assert incident["status"] == status
-    assert incident["lockId"] == "sample"
     assert incident["execution"]["arn"] == arn
-    assert incident["execution"]["consoleUrl"].endswith(arn)
     assert incident["repairs"]["lock"] == "released"
+    assert incident["repairs"]["releasedBy"] == "janitor"
     assert incident["repairs"]["tasksStopped"] == [task]
+    assert sorted(incident["repairs"]["claims"]) == sorted(
+        [f"released sample of {arn} by janitor", f"stopped {task} by janitor"]
+    )
     assert incident["durationSeconds"] is not None
     assert result["incidentId"] == incident["id"]
 
 
-def test_the_same_event_twice_gives_the_same_end_state_and_incident_id(
+def test_a_failed_run_keeps_its_lock_until_the_janitor_sees_its_task_stopped(
     janitor: Janitor, machine: Machine
 ) -> None:
-    arn, task = machine.abort("twice")
-    event = janitor.event_for("janitor-aborted.json", arn)
-    first = janitor(event)
+    arn, task = machine.fail("crashed", exit_code=2)
+    assert machine.lock()["Owner"] == arn
+
+    janitor(event(machine, arn))
+
+    lock = machine.lock()
+    assert "Owner" not in lock
+    assert (lock["LastOutcome"], lock["LastReleasedBy"]) == ("FAILED", "janitor")
+    _, incident = one_incident(machine)
+    assert incident["severity"] == "medium", "the task exited; nothing was left running"
+    assert incident["repairs"]["tasksStopped"] == []
+    assert incident["repairs"]["tasksAlreadyStopped"] == [task]
+    assert incident["error"] == "Task.Failed"
+
+
+def test_the_same_event_twice_reports_the_same_repairs_under_the_same_id(
+    janitor: Janitor, machine: Machine
+) -> None:
+    arn, _ = machine.abort("twice")
+    first = janitor(event(machine, arn))
     lock_after_first = machine.lock()
-    second = janitor(event)
+    second = janitor(event(machine, arn))
 
     assert machine.lock() == lock_after_first
-    assert machine.task_status(task)["lastStatus"] == "STOPPED"
-    notes = received_incidents(machine.stack)
-    ids = [json.loads(n["Message"])["id"] for n in notes]
-    assert ids == [first["incidentId"], second["incidentId"]]
-    assert ids[0] == ids[1]
-    again = json.loads(notes[1]["Message"])["repairs"]
-    assert again["lock"] == "already_free"
-    assert "released by janitor" in again["lockDetail"]
-    assert again["tasksStopped"] == [], "the second pass does not claim the first's repairs"
-    assert again["tasksAlreadyStopped"] == [task]
+    one, two = incidents(machine)
+    assert one["id"] == two["id"] == first["incidentId"] == second["incidentId"]
+    assert one["repairs"] == two["repairs"], "the second look reports what the first did"
+    assert one["severity"] == two["severity"] == "high"
 
 
-def test_a_lock_already_free_is_left_free(janitor: Janitor, machine: Machine) -> None:
-    arn = machine.start("crashed")
-    finish_task(machine.stack, machine.wait_task_of(arn), exit_code=2)
-    assert machine.wait_done(arn)["status"] == "FAILED"
+def test_a_lock_released_by_an_operator_is_left_alone(janitor: Janitor, machine: Machine) -> None:
+    arn, _ = machine.fail("crashed")
+    machine.ddb.update_item(
+        TableName=machine.stack.table_name,
+        Key={"LockId": {"S": "sample"}},
+        UpdateExpression="REMOVE #o SET LastOwner = :me, LastReleasedBy = :op, LastOutcome = :f",
+        ExpressionAttributeNames={"#o": "Owner"},
+        ExpressionAttributeValues={
+            ":me": {"S": arn},
+            ":op": {"S": "operator"},
+            ":f": {"S": "FORCED"},
+        },
+    )
     before = machine.lock()
-
-    janitor(janitor.event_for("janitor-failed.json", arn))
-
-    assert machine.lock() == before, "released by the state machine; not overwritten"
+    janitor(event(machine, arn))
+    assert machine.lock() == before
     _, incident = one_incident(machine)
     assert incident["repairs"]["lock"] == "already_free"
-    assert "state-machine" in incident["repairs"]["lockDetail"]
-    assert incident["severity"] == "medium", "the machine cleaned up: nothing was repaired"
-    assert incident["error"] == "Task.Failed"
+    assert incident["repairs"]["claims"] == []
+    assert "operator" in incident["repairs"]["lockDetail"]
 
 
 def test_a_lock_held_by_the_next_run_is_never_touched(janitor: Janitor, machine: Machine) -> None:
@@ -136,28 +182,47 @@ def test_a_lock_held_by_the_next_run_is_never_touched(janitor: Janitor, machine:
     new_task = machine.wait_task_of(new)
     taken = machine.lock()
 
-    janitor(janitor.event_for("janitor-aborted.json", old))
+    janitor(event(machine, old))
 
     assert machine.lock() == taken
-    assert machine.task_status(new_task)["lastStatus"] == "RUNNING"
-    assert machine.task_status(old_task)["lastStatus"] == "STOPPED"
+    assert running(machine, new_task)
+    assert not running(machine, old_task)
     _, incident = one_incident(machine)
     assert incident["repairs"]["lock"] == "held_by_other"
     assert incident["repairs"]["holder"] == new
 
 
-def test_an_input_without_lock_id_took_no_lock_and_is_still_reported(
-    janitor: Janitor, machine: Machine
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("{}", "lockId must be"),
+        (
+            '{"lockId": "   ", "taskDefinition": "t", "timeoutSeconds": 60, "container": "c"}',
+            "lockId",
+        ),
+        (json.dumps({"lockId": "x" * 2049}), "at most 2048 bytes"),
+    ],
+)
+def test_an_input_the_state_machine_refused_took_no_lock_and_says_what_to_fix(
+    janitor: Janitor, machine: Machine, raw: str, problem: str
 ) -> None:
-    arn = machine.start_raw("no-lock-run", "{}")
-    assert machine.wait_done(arn)["status"] == "FAILED"
+    """Case 10: a blank or over-long lockId is refused before any lock is taken (no
+    ValidationException retried three times into the dead-letter queue); the janitor, by the
+    same rule, knows no lock was taken, and tells on-call what to fix."""
+    arn = machine.start_raw("refused", raw)
+    assert machine.wait_done(arn)["error"] == "Input.Invalid"
 
-    result = janitor(janitor.event_for("janitor-failed-input-without-lock-id.json", arn))
+    with counted_calls(*aws_clients()) as calls:
+        result = janitor(janitor.event_for("janitor-failed-input-without-lock-id.json", arn))
 
     assert result["lockId"] is None
-    assert machine.lock() == {}
+    assert "dynamodb.UpdateItem" not in calls
+    assert machine.ddb.scan(TableName=machine.stack.table_name)["Items"] == []
     note, incident = one_incident(machine)
     assert incident["repairs"]["lock"] == "no_lock"
+    assert incident["severity"] == "high"
+    assert problem in incident["cause"]
+    assert "Fix the schedule's input" in incident["action"]
     assert note["MessageAttributes"]["lockId"]["Value"] == "unknown"
 
 
@@ -189,15 +254,15 @@ def test_every_log_line_carries_the_execution_the_lock_and_the_event_id(
     janitor: Janitor, machine: Machine, logs: io.StringIO, capsys: pytest.CaptureFixture[str]
 ) -> None:
     arn, _ = machine.abort("logged")
-    event = janitor.event_for("janitor-aborted.json", arn)
+    evt = janitor.event_for("janitor-aborted.json", arn)
     capsys.readouterr()
-    janitor(event)
+    janitor(evt)
     logs.write(capsys.readouterr().out)
     lines = log_lines(logs)
-    logs = [line for line in lines if "level" in line]
-    assert logs
-    for line in logs:
-        assert line["correlation_id"] == event["id"]
+    records = [line for line in lines if "level" in line]
+    assert records
+    for line in records:
+        assert line["correlation_id"] == evt["id"]
         assert line["execution_arn"] == arn
         assert line["lock_id"] == "sample"
     emf = [line for line in lines if "_aws" in line]
@@ -205,10 +270,9 @@ def test_every_log_line_carries_the_execution_the_lock_and_the_event_id(
     assert repairs["LocksReleased"] == [1.0]
     assert repairs["TasksStopped"] == [1.0]
     assert repairs["service"] == "janitor"
-    (incidents,) = [m for m in emf if "Incidents" in m]
-    assert incidents["Status"] == "ABORTED"
-    assert incidents["service"] == "janitor"
-    namespace = incidents["_aws"]["CloudWatchMetrics"][0]["Namespace"]
+    (counted,) = [m for m in emf if "Incidents" in m]
+    assert counted["Status"] == "ABORTED"
+    namespace = counted["_aws"]["CloudWatchMetrics"][0]["Namespace"]
     assert namespace == repairs["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "LockJanitor"
 
 
@@ -217,53 +281,49 @@ def aws_clients() -> tuple[Any, ...]:
 
 
 def test_calls_per_incident(janitor: Janitor, machine: Machine) -> None:
-    """An ended execution with no orphan: at most 4 AWS calls; each orphan adds its StopTask."""
-    clean = machine.start("clean")
-    finish_task(machine.stack, machine.wait_task_of(clean), exit_code=1)
-    machine.wait_done(clean)
+    """The truth read once (DescribeExecution, the lock, the history, the tasks), then the
+    writes: a failed run whose task exited costs 6 calls; each task to stop adds a StopTask."""
+    clean, _ = machine.fail("clean")
     with counted_calls(*aws_clients()) as calls:
-        janitor(janitor.event_for("janitor-failed.json", clean))
+        janitor(event(machine, clean))
     assert calls == [
-        "dynamodb.UpdateItem",
+        "sfn.DescribeExecution",
+        "dynamodb.GetItem",
         "sfn.GetExecutionHistory",
         "ecs.DescribeTasks",
+        "dynamodb.UpdateItem",
         "sns.Publish",
     ]
 
     orphaned, _ = machine.abort("orphaned")
     with counted_calls(*aws_clients()) as calls:
-        janitor(janitor.event_for("janitor-aborted.json", orphaned))
-    assert len(calls) == 5
-    assert calls.count("ecs.StopTask") == 1
-
-    hidden, _ = machine.abort("hidden")
-    with counted_calls(*aws_clients()) as calls:
-        janitor(janitor.event_for("janitor-aborted-input-not-included.json", hidden))
-    assert calls[0] == "sfn.DescribeExecution", "input left out of the event: one more call"
-    assert len(calls) == 6
+        janitor(janitor.event_for("janitor-aborted-input-not-included.json", orphaned))
+    assert len(calls) == 7
+    assert calls.index("ecs.StopTask") < calls.index("dynamodb.UpdateItem"), "stop, then release"
 
 
-# --- Faults: finish what can be done, raise for the rest, never report what did not happen. --
+# --- Faults: finish what can be done safely, raise for the rest, report what happened. -----
 
 
 def test_dynamodb_throttling_leaves_the_release_to_the_retry(
     janitor: Janitor, machine: Machine
 ) -> None:
     arn, task = machine.abort("throttled")
-    event = janitor.event_for("janitor-aborted.json", arn)
+    evt = event(machine, arn)
     with failing_call(clients.dynamodb(), "UpdateItem", "ThrottlingException") as raised:
-        with pytest.raises(RepairIncomplete, match="release sample: ThrottlingException"):
-            janitor(event)
+        with pytest.raises(RepairIncomplete, match="ThrottlingException"):
+            janitor(evt)
     assert raised == ["ThrottlingException"]
     assert machine.lock()["Owner"] == arn
-    assert machine.task_status(task)["lastStatus"] == "STOPPED", "the rest was done"
+    assert not running(machine, task), "the task was stopped first"
     assert received_incidents(machine.stack) == [], "no report of a repair not done"
 
-    janitor(event)  # the platform's retry
+    janitor(evt)  # the platform's retry
     assert "Owner" not in machine.lock()
     _, incident = one_incident(machine)
     assert incident["repairs"]["lock"] == "released"
-    assert incident["repairs"]["tasksAlreadyStopped"] == [task]
+    assert incident["repairs"]["tasksStopped"] == [task], "the first attempt's stop is reported"
+    assert incident["severity"] == "high"
 
 
 @pytest.mark.parametrize(
@@ -278,150 +338,133 @@ def test_a_task_already_gone_is_not_an_error(
 ) -> None:
     arn, task = machine.abort("gone")
     with failing_call(clients.ecs(), "StopTask", code, message):
-        janitor(janitor.event_for("janitor-aborted.json", arn))
+        janitor(event(machine, arn))
     _, incident = one_incident(machine)
     assert incident["repairs"]["tasksStopped"] == []
     assert incident["repairs"]["tasksGone"] == [task]
     assert incident["repairs"]["lock"] == "released"
 
 
-def test_a_stop_task_failure_is_retried_not_reported(janitor: Janitor, machine: Machine) -> None:
+def test_a_task_that_cannot_be_stopped_keeps_the_lock(janitor: Janitor, machine: Machine) -> None:
+    """A lock is free only when no task of its holder can still run: StopTask denied, the lock
+    stays (the next run is skipped rather than overlapping), and the retry finishes it."""
     arn, task = machine.abort("stubborn")
-    event = janitor.event_for("janitor-aborted.json", arn)
+    evt = event(machine, arn)
     with failing_call(clients.ecs(), "StopTask", "AccessDeniedException"):
         with pytest.raises(RepairIncomplete, match="AccessDeniedException"):
-            janitor(event)
-    assert "Owner" not in machine.lock(), "the lock was still released"
-    assert machine.task_status(task)["lastStatus"] == "RUNNING"
+            janitor(evt)
+    assert machine.lock()["Owner"] == arn, "not released under a task that may run"
+    assert running(machine, task)
     assert received_incidents(machine.stack) == []
-    janitor(event)
-    assert machine.task_status(task)["lastStatus"] == "STOPPED"
+    janitor(evt)
+    assert not running(machine, task)
+    assert "Owner" not in machine.lock()
     _, incident = one_incident(machine)
     assert incident["repairs"]["tasksStopped"] == [task]
 
 
-def test_an_sns_failure_raises_after_the_repairs(janitor: Janitor, machine: Machine) -> None:
+def test_a_failed_publish_is_kept_and_published_by_the_reconciler(
+    janitor: Janitor, reconcile: Reconcile, machine: Machine
+) -> None:
+    """Case 7/8: the repairs happened, SNS failed: the report is kept in the table and the
+    reconciler's next run publishes it, exactly as it was."""
     arn, task = machine.abort("unheard")
-    event = janitor.event_for("janitor-aborted.json", arn)
     with failing_call(clients.sns(), "Publish", "KMSThrottlingException"):
-        with pytest.raises(Exception, match="KMSThrottlingException"):
-            janitor(event)
+        result = janitor(event(machine, arn))
+    assert result["reportKept"] is True
     assert "Owner" not in machine.lock()
-    assert machine.task_status(task)["lastStatus"] == "STOPPED"
-    first_id = janitor(event)["incidentId"]
+    assert received_incidents(machine.stack) == []
+
+    summary = reconcile()
+
+    assert summary["reportsFlushed"] == 1
     _, incident = one_incident(machine)
-    assert incident["id"] == first_id
+    assert incident["id"] == result["incidentId"]
+    assert incident["repairs"]["tasksStopped"] == [task]
+    assert incident["severity"] == "high"
+    assert reconcile()["reportsFlushed"] == 0, "published once, then forgotten"
+
+
+def test_a_retry_after_a_partial_success_reports_the_repairs_it_did(
+    janitor: Janitor, machine: Machine
+) -> None:
+    """Case 8: release and stop done, Publish failed and the report could not be kept either:
+    the janitor raises, and its retry reports the same repairs (read back from the lock's
+    LastReleasedBy and the task's stop reason), with the same severity and id."""
+    arn, task = machine.abort("partial")
+    evt = event(machine, arn)
+    with (
+        failing_call(clients.sns(), "Publish", "InternalError"),
+        failing_call(clients.dynamodb(), "PutItem", "InternalServerError"),
+        pytest.raises(Exception, match="InternalError"),
+    ):
+        janitor(evt)
+    assert "Owner" not in machine.lock()
+    assert not running(machine, task)
+
+    janitor(evt)
+
+    _, incident = one_incident(machine)
+    assert incident["severity"] == "high"
+    assert incident["repairs"]["lock"] == "released"
+    assert incident["repairs"]["tasksStopped"] == [task]
 
 
 def test_a_history_read_failure_is_retried(janitor: Janitor, machine: Machine) -> None:
     arn, task = machine.abort("no-history")
-    event = janitor.event_for("janitor-aborted.json", arn)
+    evt = event(machine, arn)
     with failing_call(clients.stepfunctions(), "GetExecutionHistory", "ThrottlingException"):
-        with pytest.raises(RepairIncomplete, match="read history"):
-            janitor(event)
-    assert machine.task_status(task)["lastStatus"] == "RUNNING"
-    janitor(event)
-    assert machine.task_status(task)["lastStatus"] == "STOPPED"
+        with pytest.raises(Exception, match="ThrottlingException"):
+            janitor(evt)
+    assert running(machine, task)
+    assert machine.lock()["Owner"] == arn
+    janitor(evt)
+    assert not running(machine, task)
 
 
-# --- Redrive: moto cannot redrive, so these send the status change a redrive emits. ---------
-
-
-def force_release(machine: Machine) -> None:
-    machine.ddb.update_item(
-        TableName=machine.stack.table_name,
-        Key={"LockId": {"S": "sample"}},
-        UpdateExpression="REMOVE #o SET LastReleasedBy = :j",
-        ExpressionAttributeNames={"#o": "Owner"},
-        ExpressionAttributeValues={":j": {"S": "janitor"}},
-    )
-
-
-def test_a_redriven_execution_takes_its_free_lock_again(janitor: Janitor, machine: Machine) -> None:
-    redriven = machine.start("redriven-run")
-    machine.wait_task_of(redriven)
-    token = int(machine.lock()["Token"])
-    force_release(machine)  # as the janitor did when it first ended
-
-    janitor(janitor.event_for("janitor-running-redriven.json", redriven))
-
-    lock = machine.lock()
-    assert lock["Owner"] == redriven
-    assert lock["RedriveCount"] == "1"
-    assert int(lock["Token"]) == token + 1
-    _, incident = one_incident(machine)
-    assert (incident["kind"], incident["severity"]) == ("redrive", "low")
-    assert incident["repairs"]["lock"] == "reacquired"
-
-    # A late FAILED event of the run before the redrive must not free the redriven run's lock.
-    janitor(janitor.event_for("janitor-failed.json", redriven, redriveCount=0))
-    assert machine.lock()["Owner"] == redriven
-    _, late = one_incident(machine)
-    assert late["repairs"]["lock"] == "left_held"
-
-
-def test_a_redriven_execution_is_stopped_while_a_live_run_holds_the_lock(
+def test_a_run_timeout_stops_the_task_before_the_lock_is_freed(
     janitor: Janitor, machine: Machine
 ) -> None:
-    redriven = machine.start("redriven-run")
-    machine.wait_task_of(redriven)
-    force_release(machine)
-    holder = machine.start("holder")
-    machine.wait_task_of(holder)
-    held = machine.lock()
+    """Case 11: nothing in AWS's documentation says Step Functions stops the task when RunTask
+    times out. The state machine keeps the lock; the janitor stops the task, then releases."""
+    arn = machine.start("slow", timeoutSeconds=1)
+    task = machine.wait_task_of(arn)
+    assert machine.wait_done(arn)["error"] == "Task.Timeout"
+    assert machine.lock()["Owner"] == arn
+    assert running(machine, task)
 
-    with captured_params(clients.stepfunctions(), "StopExecution") as stops:
-        janitor(janitor.event_for("janitor-running-redriven.json", redriven))
+    with counted_calls(*aws_clients()) as calls:
+        janitor(event(machine, arn))
 
-    assert machine.wait_done(redriven)["status"] == "ABORTED"
-    # moto drops StopExecution's error and cause; what the janitor asked for is checked here.
-    (stop,) = stops
-    assert stop["error"] == "Lock.Held"
-    assert holder in stop["cause"]
-    assert machine.lock() == held
+    assert calls.index("ecs.StopTask") < calls.index("dynamodb.UpdateItem")
+    assert not running(machine, task)
+    assert "Owner" not in machine.lock()
     _, incident = one_incident(machine)
     assert incident["severity"] == "high"
-    assert incident["repairs"]["lock"] == "redrive_stopped"
-    assert incident["repairs"]["holder"] == holder
-
-    # Its ABORTED event follows: the janitor leaves the holder alone and says why it stopped.
-    janitor(
-        janitor.event_for(
-            "janitor-aborted.json",
-            redriven,
-            redriveCount=1,
-            error="Lock.Held",
-            cause=stop["cause"],
-        )
-    )
-    assert machine.lock() == held
-    _, follow_up = one_incident(machine)
-    assert follow_up["severity"] == "low"
-    assert follow_up["repairs"]["lock"] == "held_by_other"
+    assert incident["repairs"]["tasksStopped"] == [task]
+    assert "outran its timeoutSeconds" in incident["action"]
 
 
-def test_a_redriven_execution_takes_over_from_a_dead_holder(
+def test_a_task_started_by_a_run_task_whose_answer_was_lost_is_found_and_stopped(
     janitor: Janitor, machine: Machine
 ) -> None:
-    redriven = machine.start("redriven-run")
-    machine.wait_task_of(redriven)
-    force_release(machine)
-    dead, _ = machine.abort("dead-holder")
-    assert machine.lock()["Owner"] == dead
+    """Case 14: ECS started the task but answered ServerException. The state machine does not
+    retry (a second task would run under the same lock) and keeps the lock; the janitor finds
+    the task by its LOCK_OWNER, stops it, then releases."""
+    with ecs_run_task_starts_then_fails() as started:
+        arn = machine.start("lost-answer")
+        assert machine.wait_done(arn)["status"] == "FAILED"
+    (task,) = started
+    assert running(machine, task)
+    assert machine.tasks_of(arn) == [], "no history names it"
 
-    janitor(janitor.event_for("janitor-running-redriven.json", redriven))
+    janitor(event(machine, arn))
 
-    assert machine.lock()["Owner"] == redriven
+    assert not running(machine, task)
+    assert "Owner" not in machine.lock()
     _, incident = one_incident(machine)
-    assert incident["repairs"]["lock"] == "taken_over"
-    assert incident["repairs"]["holder"] == dead
-    assert incident["severity"] == "medium"
-
-
-def test_every_sample_event_is_used_by_a_test() -> None:
-    sources = "".join(p.read_text() for p in (EVENTS.parent / "tests").rglob("test_*.py"))
-    for path in EVENTS.glob("*.json"):
-        assert path.name in sources, f"events/{path.name} is exercised by no test"
+    assert incident["repairs"]["tasksStopped"] == [task]
+    assert incident["severity"] == "high"
 
 
 @pytest.mark.parametrize("machine_name", ["lock-janitor-LockingStateMachine", "a-deleted-machine"])
@@ -435,11 +478,160 @@ def test_an_execution_long_gone_still_has_its_lock_released(
         TableName=machine.stack.table_name,
         Item={"LockId": {"S": "sample"}, "Owner": {"S": gone}, "Token": {"N": "9"}},
     )
-    event = load_event("janitor-aborted.json")
-    event["detail"].update(executionArn=gone, name="long-gone")
-    event["resources"] = [gone]
-    janitor(event)
+    evt = load_event("janitor-aborted.json")
+    evt["detail"].update(executionArn=gone, name="long-gone")
+    evt["resources"] = [gone]
+    janitor(evt)
     assert "Owner" not in machine.lock()
     _, incident = one_incident(machine)
+    assert incident["status"] == "MISSING"
     assert incident["repairs"]["lock"] == "released"
     assert "history no longer exists" in incident["repairs"]["lockDetail"]
+
+
+# --- Redrive, with the redrive bridge (same ARN, RUNNING again, redriveCount 1) --------------
+
+
+def test_a_redriven_execution_takes_its_free_lock_again(janitor: Janitor, machine: Machine) -> None:
+    arn, first = machine.abort("redriven-run")
+    janitor(event(machine, arn))  # the ABORTED event: task stopped, lock released
+    token = int(machine.lock()["Token"])
+    incidents(machine)
+    second = machine.redrive(arn)
+
+    janitor(janitor.event_for("janitor-running-redriven.json", arn))  # the redrive's RUNNING event
+
+    lock = machine.lock()
+    assert (lock["Owner"], lock["RedriveCount"], lock["AcquiredBy"]) == (arn, "1", "janitor")
+    assert int(lock["Token"]) == token + 1
+    assert running(machine, second)
+    _, incident = one_incident(machine)
+    assert (incident["kind"], incident["severity"]) == ("redrive", "low")
+    assert incident["repairs"]["lock"] == "reacquired"
+    assert incident["repairs"]["tasksRunning"] == [second]
+    assert incident["repairs"]["tasksAlreadyStopped"] == [first]
+
+
+def test_a_late_event_of_the_attempt_before_a_redrive_never_touches_the_redriven_run(
+    janitor: Janitor, machine: Machine
+) -> None:
+    """Case 1: the ABORTED event of attempt 0 arrives after the redrive. The redriven run is
+    RUNNING: its task runs on and its lock stays; attempt 0's task, still running beside it, is
+    stopped."""
+    arn, first = machine.abort("redriven-run")
+    late = event(machine, arn)  # built now, delivered after the redrive
+    second = machine.redrive(arn)
+    assert running(machine, first)
+
+    janitor(late)
+
+    assert running(machine, second), "a live run's task is never killed"
+    assert not running(machine, first), "the earlier attempt's task must not run beside it"
+    lock = machine.lock()
+    assert lock["Owner"] == arn
+    assert lock["RedriveCount"] == "1", "the lock is recorded for the live attempt"
+    assert lock["Token"] == "1", "still its own tenure: the redriven task's token is valid"
+    _, incident = one_incident(machine)
+    assert incident["kind"] == "redrive"
+    assert incident["repairs"]["tasksStopped"] == [first]
+
+
+def test_redrive_events_out_of_order_never_free_the_live_attempts_lock(
+    janitor: Janitor, machine: Machine
+) -> None:
+    """Case 2: RUNNING redrive 2, then a delayed RUNNING redrive 1, then FAILED redrive 1."""
+    arn, _ = machine.abort("many-redrives")
+    janitor(event(machine, arn))
+    machine.redrive(arn)
+    running_1 = event(machine, arn)
+    machine.sfn.stop_execution(executionArn=arn, error="Operator", cause="again")
+    machine.wait_done(arn)
+    ended_1 = event(machine, arn)
+    machine.redrive(arn)
+    assert machine.describe(arn)["redriveCount"] == 2
+    running_2 = event(machine, arn)
+
+    for delivered in (running_2, running_1, ended_1):
+        janitor(delivered)
+
+    lock = machine.lock()
+    assert lock["Owner"] == arn
+    assert lock["RedriveCount"] == "2", "never written back down"
+    live = machine.tasks_of(arn)[-1]
+    assert running(machine, live)
+    assert all(not running(machine, t) for t in machine.tasks_of(arn)[:-1])
+
+
+def test_a_redrive_event_handled_after_the_redriven_run_ended_frees_the_lock(
+    janitor: Janitor, machine: Machine
+) -> None:
+    """Case 3: the redriven run failed again before its RUNNING event was handled: the janitor
+    sees it has ended, and releases its lock instead of taking it for a dead run."""
+    arn, _ = machine.abort("short-redrive")
+    janitor(event(machine, arn))
+    second = machine.redrive(arn)
+    redrive_event = event(machine, arn)
+    finish_task(machine.stack, second, exit_code=1)
+    assert machine.wait_done(arn)["status"] == "FAILED"
+
+    janitor(redrive_event)
+
+    lock = machine.lock()
+    assert "Owner" not in lock
+    assert lock["LastOwner"] == arn
+    incidents(machine)
+
+
+def test_a_redriven_execution_is_stopped_while_a_live_run_holds_the_lock(
+    janitor: Janitor, machine: Machine
+) -> None:
+    redriven, _ = machine.abort("redriven-run")
+    janitor(event(machine, redriven))
+    holder = machine.start("holder")
+    holder_task = machine.wait_task_of(holder)
+    held = machine.lock()
+    incidents(machine)
+    second = machine.redrive(redriven)
+
+    with captured_params(clients.stepfunctions(), "StopExecution") as stops:
+        janitor(event(machine, redriven))
+
+    assert machine.wait_done(redriven)["status"] == "ABORTED"
+    assert not running(machine, second), "its task is stopped too, not left to overlap"
+    assert running(machine, holder_task)
+    # moto drops StopExecution's error and cause; what the janitor asked for is checked here.
+    (stop,) = stops
+    assert stop["error"] == "Lock.Held"
+    assert holder in stop["cause"]
+    assert machine.lock() == held
+    _, incident = one_incident(machine)
+    assert incident["severity"] == "high"
+    assert incident["repairs"]["lock"] == "redrive_stopped"
+    assert incident["repairs"]["holder"] == holder
+
+
+def test_a_redriven_execution_takes_over_from_a_dead_holder(
+    janitor: Janitor, machine: Machine
+) -> None:
+    redriven, _ = machine.abort("redriven-run")
+    janitor(event(machine, redriven))
+    dead, dead_task = machine.abort("dead-holder")  # its event is lost
+    assert machine.lock()["Owner"] == dead
+    incidents(machine)
+    machine.redrive(redriven)
+
+    janitor(event(machine, redriven))
+
+    assert not running(machine, dead_task), "the dead holder's task is stopped first"
+    assert machine.lock()["Owner"] == redriven
+    found = {i["execution"]["arn"]: i for i in incidents(machine)}
+    assert found[dead]["repairs"]["lock"] == "released"
+    assert found[redriven]["repairs"]["lock"] == "taken_over"
+    assert found[redriven]["repairs"]["holder"] == dead
+    assert found[redriven]["severity"] == "medium"
+
+
+def test_every_sample_event_is_used_by_a_test() -> None:
+    sources = "".join(p.read_text() for p in (EVENTS.parent / "tests").rglob("test_*.py"))
+    for path in EVENTS.glob("*.json"):
+        assert path.name in sources, f"events/{path.name} is exercised by no test"

@@ -1,4 +1,5 @@
-"""ReconcilerFunction against real executions of the locking machine under moto."""
+"""ReconcilerFunction against real executions of the locking machine under moto: what the events
+missed, healed from the truth; what it cannot read, skipped and reported."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import boto3
 import pytest
 
 from common import clients
-from janitor.reconcile import BadInput, Clients, Reconciler, ReconcilerSettings
+from common.settings import ReconcilerSettings
+from local.bridges import status_change_event
 from local.deploy import function_environment, received_incidents
-from tests.handlers.conftest import Reconcile
-from tests.support.faults import counted_calls
+from reconciler.reconcile import BadInput, Reconciler
+from tests.handlers.conftest import Janitor, Reconcile
+from tests.support.faults import counted_calls, failing_call
 from tests.support.machine import Machine
 
 
@@ -22,13 +25,16 @@ def incidents(machine: Machine) -> list[dict[str, Any]]:
     return [json.loads(n["Message"]) for n in received_incidents(machine.stack)]
 
 
-def test_stale_locks_are_released_and_orphans_stopped_then_nothing_is_left(
+def running(machine: Machine, task: str) -> bool:
+    return bool(machine.task_status(task)["lastStatus"] != "STOPPED")
+
+
+def test_what_lost_events_left_behind_is_healed_and_reported_once(
     reconcile: Reconcile, machine: Machine
 ) -> None:
     aborted = {}
     for lock in ("a", "b", "c"):
-        arn, task = machine.abort(f"lost-{lock}", lockId=lock)
-        aborted[lock] = (arn, task)
+        aborted[lock] = machine.abort(f"lost-{lock}", lockId=lock)
     live = machine.start("live", lockId="d")
     live_task = machine.wait_task_of(live)
 
@@ -46,21 +52,33 @@ def test_stale_locks_are_released_and_orphans_stopped_then_nothing_is_left(
         )
         stopped = machine.task_status(task)
         assert stopped["lastStatus"] == "STOPPED"
-        assert "reconciler" in stopped["stoppedReason"]
+        assert stopped["stoppedReason"].startswith("lock-janitor reconciler: ")
     assert machine.lock("d")["Owner"] == live, "a live run's lock stays"
-    assert machine.task_status(live_task)["lastStatus"] == "RUNNING"
+    assert running(machine, live_task)
     published = incidents(machine)
-    assert all(i["reportedBy"] == "reconciler" for i in published)
-    kinds = sorted((i["kind"], i["lockId"]) for i in published)
-    assert kinds == sorted([("stale", k) for k in "abc"] + [("orphan-task", k) for k in "abc"])
-    assert all(
-        i["reportedBy"] == "reconciler"
-        for i in incidents(machine) or [{"reportedBy": "reconciler"}]
-    )
+    assert sorted(i["lockId"] for i in published) == ["a", "b", "c"], "one report per execution"
+    for incident in published:
+        assert (incident["kind"], incident["reportedBy"]) == ("execution", "reconciler")
+        assert incident["severity"] == "high"
+        assert "The reconciler did this, not the janitor" in incident["action"]
+        assert incident["repairs"]["lock"] == "released"
+        assert len(incident["repairs"]["tasksStopped"]) == 1
 
     again = reconcile()
     assert (again["released"], again["stopped"], again["overdue"]) == ([], [], [])
     assert received_incidents(machine.stack) == []
+
+
+def test_a_late_janitor_event_reports_the_reconcilers_repairs_under_the_same_id(
+    reconcile: Reconcile, janitor: Janitor, machine: Machine
+) -> None:
+    arn, _ = machine.abort("late")
+    reconcile()
+    (first,) = incidents(machine)
+    janitor(status_change_event(machine.sfn, arn))
+    (second,) = incidents(machine)
+    assert second["id"] == first["id"], "subscribers see one incident"
+    assert second["repairs"]["claims"] == first["repairs"]["claims"]
 
 
 def test_dry_run_reports_and_changes_nothing(reconcile: Reconcile, machine: Machine) -> None:
@@ -73,7 +91,7 @@ def test_dry_run_reports_and_changes_nothing(reconcile: Reconcile, machine: Mach
     assert summary["checked"] == 1
     assert summary["held"] == 1
     assert machine.lock() == before
-    assert machine.task_status(task)["lastStatus"] == "RUNNING"
+    assert running(machine, task)
     assert received_incidents(machine.stack) == []
 
 
@@ -83,18 +101,21 @@ def test_bad_input_is_an_error(reconcile: Reconcile, event: Any) -> None:
         reconcile(event)
 
 
+def set_acquired(machine: Machine, when: datetime, lock_id: str = "sample") -> None:
+    machine.ddb.update_item(
+        TableName=machine.stack.table_name,
+        Key={"LockId": {"S": lock_id}},
+        UpdateExpression="SET AcquiredAt = :t",
+        ExpressionAttributeValues={":t": {"S": when.strftime("%Y-%m-%dT%H:%M:%S.000Z")}},
+    )
+
+
 def test_a_stuck_run_is_reported_once_and_keeps_its_lock(
     reconcile: Reconcile, machine: Machine
 ) -> None:
     arn = machine.start("stuck")
     task = machine.wait_task_of(arn)
-    long_ago = (datetime.now(UTC) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    machine.ddb.update_item(
-        TableName=machine.stack.table_name,
-        Key={"LockId": {"S": "sample"}},
-        UpdateExpression="SET AcquiredAt = :t",
-        ExpressionAttributeValues={":t": {"S": long_ago}},
-    )
+    set_acquired(machine, datetime.now(UTC) - timedelta(hours=3))
     first = reconcile()
     assert [o["owner"] for o in first["overdue"]] == [arn]
     assert first["released"] == []
@@ -106,21 +127,43 @@ def test_a_stuck_run_is_reported_once_and_keeps_its_lock(
     )
     assert incident["repairs"]["lock"] == "left_held"
     assert machine.lock()["Owner"] == arn
-    assert machine.task_status(task)["lastStatus"] == "RUNNING"
+    assert running(machine, task)
 
     second = reconcile()
     assert len(second["overdue"]) == 1, "still overdue"
     assert received_incidents(machine.stack) == [], "but reported only once"
 
 
+def test_an_ended_run_that_a_lagging_list_shows_running_is_never_reported_stuck(
+    reconcile: Reconcile, machine: Machine
+) -> None:
+    """Case 13: ListExecutions still lists an execution that has ended; DescribeExecution is
+    the truth: no `stuck` incident with status RUNNING, the run is healed instead."""
+    arn, task = machine.abort("ended")
+    set_acquired(machine, datetime.now(UTC) - timedelta(hours=3))
+    sfn = clients.stepfunctions()
+
+    def lag(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["executions"] = [{"executionArn": arn, "status": "RUNNING", "redriveCount": 0}]
+
+    sfn.meta.events.register("after-call.sfn.ListExecutions", lag)
+    try:
+        summary = reconcile()
+    finally:
+        sfn.meta.events.unregister("after-call.sfn.ListExecutions", lag)
+    assert summary["overdue"] == []
+    assert all(i["kind"] != "stuck" for i in incidents(machine))
+    assert "Owner" not in machine.lock()
+    assert not running(machine, task)
+
+
 def test_tasks_without_lock_owner_are_never_touched(reconcile: Reconcile, machine: Machine) -> None:
-    ecs = machine.ecs
     from local.deploy import default_network
 
     subnets, groups = default_network(machine.stack.region)
     network = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups}}
     foreign = [
-        ecs.run_task(
+        machine.ecs.run_task(
             cluster=machine.stack.cluster_arn,
             taskDefinition=machine.stack.task_definition_arn,
             launchType="FARGATE",
@@ -133,37 +176,45 @@ def test_tasks_without_lock_owner_are_never_touched(reconcile: Reconcile, machin
     assert summary["stopped"] == []
     assert summary["tasksChecked"] == 1, "only Step Functions' tasks are listed"
     for task in foreign:
-        assert machine.task_status(task)["lastStatus"] == "RUNNING"
+        assert running(machine, task)
 
 
-def test_a_lock_younger_than_the_grace_period_is_left_alone(machine: Machine) -> None:
-    """With the template's grace period: a fresh lock of a dead owner waits (the janitor's event
-    may be on its way); once the lock is older than the grace period, it is released. The orphan
-    task of a dead owner is stopped at once: the issue sets no grace for tasks."""
-    env = function_environment(machine.stack, "ReconcilerFunction")
-    arn, task = machine.abort("just-ended")
+def template_reconciler(machine: Machine, now: datetime | None = None) -> Reconciler:
+    """The reconciler with the template's own settings (grace period included)."""
     clients.reset()
-    settings = ReconcilerSettings.from_env(env)
+    settings = ReconcilerSettings.from_env(
+        function_environment(machine.stack, "ReconcilerFunction")
+    )
     assert settings.grace_seconds > 0
-    aws = Clients(clients.dynamodb(), clients.stepfunctions(), clients.ecs(), clients.sns())
-    summary = Reconciler(settings, aws).run()
-    assert summary.released == []
-    assert [x["why"] for x in summary.left_alone] == ["young"]
-    assert [s["taskArn"] for s in summary.stopped] == [task]
+    return Reconciler(settings, clients.aws(), now=now or datetime.now(UTC))
+
+
+def test_the_grace_period_counts_from_when_the_run_ended(machine: Machine) -> None:
+    """Case 12: an old lock whose run was aborted a second ago, and its task, are the janitor's
+    for the grace period: no false `the janitor failed` incident; after it, they are healed."""
+    arn, task = machine.abort("just-ended")
+    set_acquired(machine, datetime.now(UTC) - timedelta(hours=5))
+    reconciler = template_reconciler(machine)
+    summary = reconciler.run()
+    assert (summary.released, summary.stopped) == ([], [])
+    assert {x["why"] for x in summary.left_alone} == {"young"}
     assert machine.lock()["Owner"] == arn
-    later = datetime.now(UTC) + timedelta(seconds=settings.grace_seconds + 1)
-    summary = Reconciler(settings, aws, now=later).run()
+    assert running(machine, task)
+    assert received_incidents(machine.stack) == []
+
+    later = datetime.now(UTC) + timedelta(seconds=reconciler.settings.grace_seconds + 1)
+    summary = template_reconciler(machine, later).run()
     assert [r["owner"] for r in summary.released] == [arn]
-    assert summary.stopped == [], "already stopped"
+    assert [s["taskArn"] for s in summary.stopped] == [task]
 
 
-# --- Races ------------------------------------------------------------------------------------
+# --- Races -------------------------------------------------------------------------------------
 
 
-def test_a_lock_taken_by_a_new_execution_after_the_scan_is_never_released(
+def test_a_lock_taken_by_a_new_execution_after_the_read_is_never_released(
     reconcile: Reconcile, machine: Machine
 ) -> None:
-    dead, _ = machine.abort("dead")
+    machine.abort("dead")
     new_owner = (
         "arn:aws:states:us-east-1:123456789012:execution:lock-janitor-LockingStateMachine:new"
     )
@@ -171,14 +222,14 @@ def test_a_lock_taken_by_a_new_execution_after_the_scan_is_never_released(
     taken: list[bool] = []
 
     def take_it_first(**_: Any) -> None:
-        if not taken:  # between the reconciler's scan and its release
+        if not taken:  # between the reconciler's read and its release
             taken.append(True)
             machine.ddb.update_item(
                 TableName=machine.stack.table_name,
                 Key={"LockId": {"S": "sample"}},
-                UpdateExpression="SET #o = :n",
-                ExpressionAttributeNames={"#o": "Owner"},
-                ExpressionAttributeValues={":n": {"S": new_owner}},
+                UpdateExpression="SET #o = :n ADD #t :one",
+                ExpressionAttributeNames={"#o": "Owner", "#t": "Token"},
+                ExpressionAttributeValues={":n": {"S": new_owner}, ":one": {"N": "1"}},
             )
 
     ddb.meta.events.register("before-call.dynamodb.UpdateItem", take_it_first)
@@ -188,40 +239,43 @@ def test_a_lock_taken_by_a_new_execution_after_the_scan_is_never_released(
         ddb.meta.events.unregister("before-call.dynamodb.UpdateItem", take_it_first)
     assert taken
     assert machine.lock()["Owner"] == new_owner
-    assert machine.lock()["Owner"] != dead
     assert summary["released"] == []
-    assert [x["why"] for x in summary["leftAlone"]] == ["held_by_other"]
-    assert all(i["kind"] != "stale" for i in incidents(machine))
+    assert all(i["repairs"]["lock"] != "released" for i in incidents(machine))
 
 
-def test_an_execution_that_ends_between_the_list_and_the_describe(
+def test_a_redrive_that_retakes_the_lock_after_the_read_keeps_it(
     reconcile: Reconcile, machine: Machine
 ) -> None:
-    arn = machine.start("ending")
-    task = machine.wait_task_of(arn)
-    sfn = clients.stepfunctions()
+    """Case 5: the owner was redriven and took its lock again between the reconciler's reads
+    and its write. The release is fenced on the token it read, not the owner alone: refused."""
+    arn, _ = machine.abort("redriven-meanwhile")
+    ddb = clients.dynamodb()
+    retaken: list[bool] = []
 
-    def end_it(**_: Any) -> None:
-        machine.sfn.stop_execution(executionArn=arn)
-        machine.wait_done(arn)
+    def redrive_first(**_: Any) -> None:
+        if not retaken:
+            retaken.append(True)
+            machine.ddb.update_item(  # what the janitor's redrive handling writes
+                TableName=machine.stack.table_name,
+                Key={"LockId": {"S": "sample"}},
+                UpdateExpression="SET RedriveCount = :one, AcquiredBy = :j",
+                ExpressionAttributeValues={":one": {"N": "1"}, ":j": {"S": "janitor"}},
+            )
 
-    sfn.meta.events.register("after-call.sfn.ListExecutions", end_it)
+    ddb.meta.events.register("before-call.dynamodb.UpdateItem", redrive_first)
     try:
-        first = reconcile()
+        summary = reconcile()
     finally:
-        sfn.meta.events.unregister("after-call.sfn.ListExecutions", end_it)
-    assert first["released"] == [], "listed as running: left for the next run"
+        ddb.meta.events.unregister("before-call.dynamodb.UpdateItem", redrive_first)
+    assert retaken
     assert machine.lock()["Owner"] == arn
-    second = reconcile()
-    assert [r["owner"] for r in second["released"]] == [arn]
-    assert [s["taskArn"] for s in second["stopped"]] == [task]
+    assert machine.lock()["RedriveCount"] == "1"
+    assert summary["released"] == []
 
 
 def test_an_execution_missing_from_the_list_is_confirmed_alive_before_anything(
     reconcile: Reconcile, machine: Machine
 ) -> None:
-    """ListExecutions is eventually consistent: a running owner it leaves out is described, and
-    found alive."""
     arn = machine.start("new-run")
     task = machine.wait_task_of(arn)
     sfn = clients.stepfunctions()
@@ -239,10 +293,164 @@ def test_an_execution_missing_from_the_list_is_confirmed_alive_before_anything(
     assert summary["released"] == []
     assert summary["stopped"] == []
     assert machine.lock()["Owner"] == arn
-    assert machine.task_status(task)["lastStatus"] == "RUNNING"
+    assert running(machine, task)
 
 
-# --- Cost -------------------------------------------------------------------------------------
+# --- What it cannot read never stops the rest ----------------------------------------------
+
+
+def test_an_owner_it_may_not_describe_is_skipped_and_reported(
+    reconcile: Reconcile, machine: Machine
+) -> None:
+    """Case 6: a lock of another state machine (AccessDenied under the real IAM policy, which
+    moto does not enforce: the denial is simulated here) is skipped and reported; the stale lock
+    beside it is healed all the same."""
+    foreign = "arn:aws:states:us-east-1:123456789012:execution:another-machine:theirs"
+    machine.ddb.put_item(
+        TableName=machine.stack.table_name,
+        Item={
+            "LockId": {"S": "theirs"},
+            "Owner": {"S": foreign},
+            "Token": {"N": "2"},
+            "AcquiredAt": {"S": "2026-01-01T00:00:00.000Z"},
+        },
+    )
+    ours, task = machine.abort("ours")
+    sfn = clients.stepfunctions()
+
+    def deny(params: dict[str, Any], **_: Any) -> None:
+        if params.get("executionArn") == foreign:
+            raise sfn.exceptions.ClientError(
+                {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+                "DescribeExecution",
+            )
+
+    sfn.meta.events.register("provide-client-params.sfn.DescribeExecution", deny)
+    try:
+        summary = reconcile()
+    finally:
+        sfn.meta.events.unregister("provide-client-params.sfn.DescribeExecution", deny)
+    assert [r["owner"] for r in summary["released"]] == [ours]
+    assert not running(machine, task)
+    assert machine.lock("theirs")["Owner"] == foreign, "what it cannot read, it leaves alone"
+    (skipped,) = summary["unreadable"]
+    assert "theirs" in skipped["what"]
+    assert skipped["why"].startswith("AccessDeniedException")
+    kinds = sorted(i["kind"] for i in incidents(machine))
+    assert kinds == ["execution", "unreadable"]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"TimeoutSeconds": {"N": "1.5"}},
+        {"Token": {"S": "seven"}},
+        {"Owner": {"N": "4"}},
+    ],
+)
+def test_an_odd_item_is_skipped_and_reported(
+    reconcile: Reconcile, machine: Machine, odd: dict[str, Any]
+) -> None:
+    machine.ddb.put_item(
+        TableName=machine.stack.table_name,
+        Item={"LockId": {"S": "hand-edited"}, "Owner": {"S": "x"}, **odd},
+    )
+    ours, _ = machine.abort("ours")
+    summary = reconcile()
+    assert [r["owner"] for r in summary["released"]] == [ours]
+    (skipped,) = summary["unreadable"]
+    assert "hand-edited" in skipped["what"]
+    (unreadable,) = [i for i in incidents(machine) if i["kind"] == "unreadable"]
+    assert unreadable["severity"] == "high"
+    assert "hand-edited" in unreadable["repairs"]["lockDetail"]
+
+
+def test_a_failed_publish_is_kept_and_published_by_the_next_run(
+    reconcile: Reconcile, machine: Machine
+) -> None:
+    """Case 7: the reconciler repaired, then Publish failed: the report is kept, and the next
+    run publishes it (before, nothing was left to report and the incident was lost)."""
+    arn, task = machine.abort("unheard")
+    with failing_call(clients.sns(), "Publish", "InternalError", times=10):
+        first = reconcile()
+    assert [r["owner"] for r in first["released"]] == [arn]
+    assert received_incidents(machine.stack) == []
+
+    second = reconcile()
+
+    assert second["reportsFlushed"] == 1
+    (incident,) = incidents(machine)
+    assert incident["repairs"]["tasksStopped"] == [task]
+    assert incident["repairs"]["lock"] == "released"
+    assert reconcile()["reportsFlushed"] == 0
+
+
+def test_two_orphan_tasks_of_one_execution_are_both_stopped_and_reported(
+    reconcile: Reconcile, machine: Machine
+) -> None:
+    """Case 9: two orphan tasks of one execution: both stopped, both in the report; a task
+    stopped later is a further repair, under a new incident id (never dropped as a duplicate)."""
+    arn, first = machine.abort("two-tasks")
+    second = machine.redrive(arn)
+    machine.sfn.stop_execution(executionArn=arn)
+    machine.wait_done(arn)
+    assert running(machine, first)
+    assert running(machine, second)
+
+    reconcile()
+
+    assert not running(machine, first)
+    assert not running(machine, second)
+    (incident,) = incidents(machine)
+    assert sorted(incident["repairs"]["tasksStopped"]) == sorted([first, second])
+    assert {c for c in incident["repairs"]["claims"] if c.startswith("stopped")} == {
+        f"stopped {first} by reconciler",
+        f"stopped {second} by reconciler",
+    }
+
+
+def test_a_redriven_run_whose_event_was_lost_takes_its_lock(
+    reconcile: Reconcile, machine: Machine, janitor: Janitor
+) -> None:
+    """Case 4: the redrive's RUNNING event is lost. The reconciler finds the live run's task
+    running without its lock and takes the lock for it, so the next tick skips."""
+    arn, _ = machine.abort("lost-redrive")
+    janitor(status_change_event(machine.sfn, arn))  # released after the abort
+    received_incidents(machine.stack)
+    task = machine.redrive(arn)
+
+    summary = reconcile()
+
+    assert [t["owner"] for t in summary["taken"]] == [arn]
+    lock = machine.lock()
+    assert (lock["Owner"], lock["RedriveCount"], lock["AcquiredBy"]) == (arn, "1", "reconciler")
+    assert running(machine, task)
+    (incident,) = incidents(machine)
+    assert (incident["kind"], incident["repairs"]["lock"]) == ("redrive", "reacquired")
+    skipped = machine.start("next-tick")
+    assert machine.wait_done(skipped)["status"] == "SUCCEEDED"
+    assert "skipped" in machine.describe(skipped)["output"]
+
+
+def test_a_redriven_run_without_its_lock_is_stopped_when_a_live_run_holds_it(
+    reconcile: Reconcile, machine: Machine, janitor: Janitor
+) -> None:
+    arn, _ = machine.abort("lost-redrive")
+    janitor(status_change_event(machine.sfn, arn))
+    holder = machine.start("holder")
+    holder_task = machine.wait_task_of(holder)
+    received_incidents(machine.stack)
+    task = machine.redrive(arn)
+
+    reconcile()
+
+    assert machine.wait_done(arn)["status"] == "ABORTED"
+    assert not running(machine, task)
+    assert running(machine, holder_task)
+    assert machine.lock()["Owner"] == holder
+
+
+# --- Cost ----------------------------------------------------------------------------------
 
 
 def test_cost_grows_with_pages_not_items(reconcile: Reconcile, machine: Machine) -> None:
@@ -286,37 +494,11 @@ def test_cost_grows_with_pages_not_items(reconcile: Reconcile, machine: Machine)
         + calls.count("sfn.ListExecutions")  # one page set per state machine
         + calls.count("ecs.ListTasks")  # one page set for the cluster
         + math.ceil(tasks / 100)  # DescribeTasks, 100 at a time
-        + 3  # one DescribeExecution per candidate: the 3 stale owners (their tasks share them)
-        + 3 * 2  # each stale lock: UpdateItem + Publish
-        + 3 * 2  # each orphan task: StopTask + Publish
+        + 3  # one DescribeExecution per candidate: the 3 stale owners
+        + 3 * 6  # each stale owner healed: GetItem, GetExecutionHistory, DescribeTasks,
+        # StopTask, UpdateItem, Publish (its task, listed again from the cluster, costs nothing)
     )
     assert calls.count("sfn.ListExecutions") == 1
     assert calls.count("sfn.DescribeExecution") == 3
     assert len(calls) == formula, calls
     print(f"\n2,000 locks: {len(calls)} AWS calls ({pages} scan pages): {sorted(set(calls))}")
-
-
-def test_a_lock_of_a_deleted_state_machine_is_released(
-    reconcile: Reconcile, machine: Machine
-) -> None:
-    gone = "arn:aws:states:us-east-1:123456789012:execution:deleted-machine:old-run"
-    machine.ddb.put_item(
-        TableName=machine.stack.table_name,
-        Item={
-            "LockId": {"S": "orphaned"},
-            "Owner": {"S": gone},
-            "StateMachineArn": {
-                "S": "arn:aws:states:us-east-1:123456789012:stateMachine:deleted-machine"
-            },
-            "AcquiredAt": {"S": "2026-01-01T00:00:00.000Z"},
-            "TimeoutSeconds": {"N": "60"},
-            "Token": {"N": "4"},
-        },
-    )
-    summary = reconcile()
-    assert [(r["lockId"], r["ownerStatus"]) for r in summary["released"]] == [
-        ("orphaned", "MISSING")
-    ]
-    assert "Owner" not in machine.lock("orphaned")
-    (incident,) = incidents(machine)
-    assert (incident["kind"], incident["status"]) == ("stale", "MISSING")

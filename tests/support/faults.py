@@ -92,3 +92,24 @@ def captured_params(client: Any, operation: str) -> Iterator[list[dict[str, Any]
         yield seen
     finally:
         client.meta.events.unregister(event, keep)
+
+
+@contextlib.contextmanager
+def ecs_run_task_starts_then_fails(times: int = 1) -> Iterator[list[str]]:
+    """ECS RunTask starts the task, then answers ServerException (the answer was lost): the
+    caller never learns the task's ARN. Yields the ARNs of the tasks started that way."""
+    original = EC2ContainerServiceBackend.run_task
+    started: list[str] = []
+
+    def run_task(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
+        tasks = original(self, *args, **kwargs)
+        if len(started) < times:
+            started.extend(t.task_arn for t in tasks)
+            raise ECSException("ServerException", "Internal error: the answer was lost")
+        return tasks
+
+    EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign]
+    try:
+        yield started
+    finally:
+        EC2ContainerServiceBackend.run_task = original  # type: ignore[method-assign]

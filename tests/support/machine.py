@@ -14,7 +14,13 @@ from moto import mock_aws
 from moto.moto_api import state_manager
 
 from local.bridges import all_bridges
-from local.deploy import LockingStack, deploy_locking_stack, schedule_inputs, wait_for
+from local.deploy import (
+    LockingStack,
+    deploy_locking_stack,
+    exit_container,
+    schedule_inputs,
+    wait_for,
+)
 
 FROZEN = {"progression": "manual", "times": 10**9}  # tasks run until a test ends them
 
@@ -92,6 +98,31 @@ class Machine:
 
         result: str = wait_for(task, timeout=timeout)
         return result
+
+    def tasks_of(self, arn: str) -> list[str]:
+        """Every ECS task the execution started so far, in order (all attempts)."""
+        found = []
+        for e in self.history(arn):
+            if e["type"] == "TaskSubmitted":
+                out = json.loads(e["taskSubmittedEventDetails"]["output"])
+                found += [str(t["TaskArn"]) for t in out["Tasks"]]
+        return found
+
+    def redrive(self, arn: str) -> str:
+        """Redrive an execution that ended (the redrive bridge) and wait for the task of its new
+        attempt; returns that task's ARN."""
+        before = len(self.tasks_of(arn))
+        self.sfn.redrive_execution(executionArn=arn)
+        return str(wait_for(lambda: self.tasks_of(arn)[before:], timeout=30)[0])
+
+    def fail(self, name: str, exit_code: int = 1, **overrides: Any) -> tuple[str, str]:
+        """An execution whose task exited non-zero: FAILED, its lock still held (the janitor
+        releases it), its task stopped. Returns both ARNs."""
+        arn = self.start(name, **overrides)
+        task = self.wait_task_of(arn)
+        exit_container(task, exit_code)
+        self.wait_done(arn)
+        return arn, task
 
     def lock(self, lock_id: str = "sample") -> dict[str, Any]:
         item = self.ddb.get_item(

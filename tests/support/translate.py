@@ -1,7 +1,7 @@
 """Translate template.yaml with the SAM translator, offline, and lint it with cfn-lint.
 
 cfn-lint no longer checks the ASL inside a SAM state machine nor the IAM inside SAM `Policies`
-(aws-facts.md): linting the translated template, and the ASL wrapped in a plain
+(a cfn-lint limit): linting the translated template, and the ASL wrapped in a plain
 AWS::StepFunctions::StateMachine, is how both get checked."""
 
 from __future__ import annotations

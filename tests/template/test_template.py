@@ -223,7 +223,7 @@ def test_samconfig_has_no_account_ids_and_names_the_stack() -> None:
 def test_reconciler_runs_on_a_schedule_with_its_parameters() -> None:
     t = load_template()
     fn = t["Resources"]["ReconcilerFunction"]["Properties"]
-    assert fn["Handler"] == "janitor.reconciler.lambda_handler"
+    assert fn["Handler"] == "reconciler.handler.lambda_handler"
     (event,) = fn["Events"].values()
     assert event["Type"] == "ScheduleV2"
     assert event["Properties"]["ScheduleExpression"] == {"Ref": "ReconcileSchedule"}

@@ -12,7 +12,17 @@ import pytest
 from moto import mock_aws
 
 from common import lock_table
-from common.lock_table import Lock, Outcome, ReleasedBy, acquire, get_lock, release
+from common.lock_table import (
+    Fence,
+    Lock,
+    OddItem,
+    Outcome,
+    ReleasedBy,
+    get_lock,
+    mark_overdue_reported,
+    release,
+    take,
+)
 from local.template import ASL_PATH, load_template
 
 ME = "arn:aws:states:us-east-1:123456789012:execution:locking:me"
@@ -39,16 +49,19 @@ def put(client: Any, **attrs: Any) -> None:
     client.put_item(TableName="locks", Item=item)
 
 
-def test_release_by_the_owner_frees_the_lock_and_records_the_outcome(table: Any) -> None:
-    client, name = table
-    put(client, LockId="job", Owner=ME, Token=4, AcquiredAt=NOW, TimeoutSeconds=60)
-    result = release(
-        client, name, "job", owner=ME, outcome=Outcome.ABORTED, by=ReleasedBy.JANITOR, now=NOW
+def released_by_janitor(client: Any, name: str, lock_id: str, fence: Fence) -> Any:
+    return release(
+        client, name, lock_id, fence, outcome=Outcome.ABORTED, by=ReleasedBy.JANITOR, now=NOW
     )
-    assert result.kind == "released"
-    assert result.lock is not None
-    assert result.lock.owner == ME
+
+
+def test_a_fenced_release_frees_the_lock_and_records_the_outcome(table: Any) -> None:
+    client, name = table
+    put(client, LockId="job", Owner=ME, Token=4, AcquiredAt=NOW, AcquiredBy="state-machine")
+    result = released_by_janitor(client, name, "job", Fence(ME, 4, None))
+    assert result.kind == "done"
     after = get_lock(client, name, "job")
+    assert after == result.lock
     assert after == Lock(
         lock_id="job",
         token=4,
@@ -56,48 +69,103 @@ def test_release_by_the_owner_frees_the_lock_and_records_the_outcome(table: Any)
         last_outcome="ABORTED",
         last_released_at=NOW,
         last_released_by="janitor",
+        last_redrive_count=0,
     )
 
 
-def test_release_tells_already_free_from_held_by_another_and_touches_neither(
-    table: Any,
+@pytest.mark.parametrize(
+    ("item", "fence"),
+    [
+        ({"Owner": OTHER, "Token": 5}, Fence(ME, 4, None)),  # taken by another run since
+        ({"Owner": ME, "Token": 5}, Fence(ME, 4, None)),  # the same execution took it again
+        ({"Owner": ME, "Token": 4, "RedriveCount": 1}, Fence(ME, 4, None)),  # for a redrive
+        ({"Owner": ME, "Token": 4}, Fence(ME, 4, 1)),  # the redrive's lock was released since
+        ({"Token": 4, "LastOwner": ME}, Fence(ME, 4, None)),  # already released
+    ],
+)
+def test_a_release_never_touches_a_lock_that_changed_since_it_was_read(
+    table: Any, item: dict[str, Any], fence: Fence
 ) -> None:
     client, name = table
-    put(client, LockId="free", Token=2, LastOwner=ME, LastOutcome="SUCCEEDED")
-    put(client, LockId="taken", Owner=OTHER, Token=3)
-    before = {k: get_lock(client, name, k) for k in ("free", "taken")}
+    put(client, LockId="job", **item)
+    before = get_lock(client, name, "job")
+    result = released_by_janitor(client, name, "job", fence)
+    assert result.kind == "changed"
+    assert result.lock == before, "the lock as it is now comes back with the refusal"
+    assert get_lock(client, name, "job") == before
 
-    free = release(
-        client, name, "free", owner=ME, outcome=Outcome.FAILED, by=ReleasedBy.JANITOR, now=NOW
-    )
-    taken = release(
-        client, name, "taken", owner=ME, outcome=Outcome.FAILED, by=ReleasedBy.JANITOR, now=NOW
-    )
-    missing = release(
-        client, name, "never", owner=ME, outcome=Outcome.FAILED, by=ReleasedBy.JANITOR, now=NOW
-    )
 
-    assert (free.kind, free.holder) == ("already_free", None)
-    assert (taken.kind, taken.holder) == ("held_by_other", OTHER)
-    assert taken.lock is not None
-    assert taken.lock.token == 3
-    assert (missing.kind, missing.lock) == ("already_free", None)
-    assert {k: get_lock(client, name, k) for k in ("free", "taken")} == before
-    assert get_lock(client, name, "never") is None, "a release never creates an item"
+def test_a_release_never_creates_an_item(table: Any) -> None:
+    client, name = table
+    result = released_by_janitor(client, name, "never", Fence(ME, 1, None))
+    assert (result.kind, result.lock) == ("changed", None)
+    assert get_lock(client, name, "never") is None
 
 
 def test_other_errors_propagate(table: Any) -> None:
     client, _ = table
     with pytest.raises(client.exceptions.ResourceNotFoundException):
-        release(
-            client,
-            "no-such-table",
-            "job",
-            owner=ME,
-            outcome=Outcome.FAILED,
-            by=ReleasedBy.JANITOR,
-            now=NOW,
-        )
+        released_by_janitor(client, "no-such-table", "job", Fence(ME, 1, None))
+
+
+def taken(client: Any, name: str, expected: Lock | None, owner: str, attempt: int) -> Any:
+    return take(
+        client,
+        name,
+        "job",
+        expected=expected,
+        owner=owner,
+        state_machine_arn="arn:sm",
+        timeout_seconds=60,
+        redrive_count=attempt,
+        by=ReleasedBy.JANITOR,
+        now=NOW,
+    )
+
+
+def test_take_a_free_lock_an_own_lock_and_a_dead_holders_lock(table: Any) -> None:
+    client, name = table
+    first = taken(client, name, None, ME, 1)
+    assert first.kind == "done"
+    assert (first.lock.owner, first.lock.token, first.lock.redrive_count) == (ME, 1, 1)
+    assert first.lock.acquired_by == "janitor"
+    own = taken(client, name, first.lock, ME, 2)
+    assert own.kind == "done"
+    assert own.lock.token == 1, "the same execution keeps its token: its task still carries it"
+    assert own.lock.redrive_count == 2
+    stale = taken(client, name, first.lock, OTHER, 0)
+    assert stale.kind == "changed", "the lock changed since it was read (attempt 2 now)"
+    over = taken(client, name, own.lock, OTHER, 0)
+    assert over.kind == "done"
+    assert (over.lock.owner, over.lock.token) == (OTHER, 2), "a new tenure takes the next token"
+    released_by_janitor(client, name, "job", Fence.of(over.lock))
+    free = get_lock(client, name, "job")
+    assert free is not None
+    assert taken(client, name, Lock("job", token=1), ME, 3).kind == "changed"
+    again = taken(client, name, free, ME, 3)
+    assert (again.kind, again.lock.token) == ("done", 3)
+
+
+def test_overdue_is_marked_once_and_only_on_the_lock_as_read(table: Any) -> None:
+    client, name = table
+    put(client, LockId="job", Owner=ME, Token=4)
+    assert not mark_overdue_reported(client, name, "job", Fence(ME, 3, None), now=NOW)
+    assert mark_overdue_reported(client, name, "job", Fence(ME, 4, None), now=NOW)
+    assert not mark_overdue_reported(client, name, "job", Fence(ME, 4, None), now=NOW)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"LockId": {"S": "job"}, "TimeoutSeconds": {"N": "1.5"}},
+        {"LockId": {"S": "job"}, "Token": {"S": "seven"}},
+        {"LockId": {"N": "3"}},
+        {"LockId": {"S": "job"}, "Owner": {"N": "1"}},
+    ],
+)
+def test_an_item_the_protocol_did_not_write_is_odd_not_guessed(item: dict[str, Any]) -> None:
+    with pytest.raises(OddItem):
+        Lock.from_item(item)
 
 
 def _asl_states() -> dict[str, Any]:
@@ -118,7 +186,7 @@ def test_the_state_machine_and_python_speak_the_same_protocol() -> None:
         used = set(params.get("ExpressionAttributeNames", {}).values()) | set(params["Key"])
         assert used <= lock_table.ATTRIBUTES, f"{name} uses attributes Python does not know"
     releases = [p for p in dynamo.values() if p.get("UpdateExpression", "").startswith("REMOVE")]
-    assert len(releases) == 3
+    assert len(releases) == 1, "only after the task succeeded"
     for params in releases:
         names = params["ExpressionAttributeNames"]
         removed = re.match(r"REMOVE ([^S]+) SET", params["UpdateExpression"])
@@ -130,58 +198,3 @@ def test_the_state_machine_and_python_speak_the_same_protocol() -> None:
         outcome = params["ExpressionAttributeValues"][":outcome"]["S"]
         assert outcome in set(Outcome)
         assert params["ExpressionAttributeValues"][":by"]["S"] == ReleasedBy.STATE_MACHINE
-
-
-def test_a_later_redrive_of_the_same_execution_keeps_its_lock(table: Any) -> None:
-    """Events arrive in any order: the FAILED event of the run before a redrive must not free
-    the lock the redriven run (same ARN, higher RedriveCount) holds."""
-    client, name = table
-    put(client, LockId="job", Owner=ME, Token=5, RedriveCount=1)
-    late = release(
-        client,
-        name,
-        "job",
-        owner=ME,
-        outcome=Outcome.FAILED,
-        by=ReleasedBy.JANITOR,
-        now=NOW,
-        redrive_count=0,
-    )
-    assert late.kind == "reacquired_since"
-    assert get_lock(client, name, "job").owner == ME  # type: ignore[union-attr]
-    current = release(
-        client,
-        name,
-        "job",
-        owner=ME,
-        outcome=Outcome.FAILED,
-        by=ReleasedBy.JANITOR,
-        now=NOW,
-        redrive_count=1,
-    )
-    assert current.kind == "released"
-    after = get_lock(client, name, "job")
-    assert after is not None
-    assert after.owner is None
-    assert after.redrive_count is None, "a release removes every held attribute"
-
-
-def test_acquire_free_own_and_replacing(table: Any) -> None:
-    client, name = table
-    kwargs = {"state_machine_arn": "arn:sm", "timeout_seconds": 60, "now": NOW}
-    first = acquire(client, name, "job", owner=ME, redrive_count=1, **kwargs)
-    assert first.kind == "acquired"
-    assert first.lock is not None
-    assert (first.lock.owner, first.lock.token, first.lock.redrive_count) == (ME, 1, 1)
-    again = acquire(client, name, "job", owner=ME, redrive_count=2, **kwargs)
-    assert again.kind == "acquired"
-    assert again.lock is not None
-    assert again.lock.token == 2, "every acquisition takes the next token"
-    refused = acquire(client, name, "job", owner=OTHER, **kwargs)
-    assert (refused.kind, refused.holder) == ("held_by_other", ME)
-    stale = acquire(client, name, "job", owner=OTHER, replacing="arn:someone-else", **kwargs)
-    assert stale.kind == "held_by_other", "take-over only while the dead holder still holds it"
-    taken = acquire(client, name, "job", owner=OTHER, replacing=ME, **kwargs)
-    assert taken.kind == "acquired"
-    assert taken.lock is not None
-    assert (taken.lock.owner, taken.lock.token) == (OTHER, 3)

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from common.settings import SettingsError
-from janitor.reconcile import BadInput, ReconcilerSettings, dry_run_from, lock_env, parse_time
+from common.settings import ReconcilerSettings, SettingsError
+from common.truth import lock_env
+from reconciler.reconcile import BadInput, dry_run_from, parse_time
 
 
 @pytest.mark.parametrize(

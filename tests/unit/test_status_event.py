@@ -8,12 +8,8 @@ from typing import Any
 
 import pytest
 
-from common.status_event import (
-    MalformedEvent,
-    lock_id_from_input,
-    parse_status_change,
-    timeout_from_input,
-)
+from common.status_event import MalformedEvent, parse_status_change
+from common.task_input import TaskInput
 from local.template import ROOT
 
 EVENTS = ROOT / "events"
@@ -33,7 +29,7 @@ def test_aws_documented_events_parse(path: Path) -> None:
     assert change.error is None
     assert change.cause is None
     assert change.input == "{}"
-    assert lock_id_from_input(change.input) is None
+    assert TaskInput.parse(change.input).lock_id is None
 
 
 def test_a_failed_event_with_every_field() -> None:
@@ -46,8 +42,7 @@ def test_a_failed_event_with_every_field() -> None:
     assert change.cause.startswith("States.TaskFailed")
     assert change.start_ms == 1764374400000
     assert change.stop_ms == 1764374520000
-    assert lock_id_from_input(change.input) == "sample"
-    assert timeout_from_input(change.input) == 300
+    assert TaskInput.parse(change.input) == TaskInput("sample", 300)
 
 
 def test_timed_out_carries_no_error_or_cause() -> None:
@@ -63,7 +58,7 @@ def test_input_not_included_reads_as_no_input() -> None:
 def test_legacy_shape_without_input_details_or_redrive_fields() -> None:
     change = parse_status_change(load(EVENTS / "janitor-failed-legacy-shape.json"))
     assert change.redrive_count == 0
-    assert lock_id_from_input(change.input) == "sample"
+    assert TaskInput.parse(change.input).lock_id == "sample"
 
 
 def test_redriven_running_event() -> None:
@@ -87,7 +82,7 @@ def test_redriven_running_event() -> None:
     ],
 )
 def test_lock_id_from_input(raw: str | None, lock_id: str | None) -> None:
-    assert lock_id_from_input(raw) == lock_id
+    assert TaskInput.parse(raw).lock_id == lock_id
 
 
 @pytest.mark.parametrize(

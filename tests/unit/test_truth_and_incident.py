@@ -1,4 +1,4 @@
-"""The janitor's pure decisions and the incident it writes."""
+"""What is read from an execution's history, and the incident document."""
 
 from __future__ import annotations
 
@@ -7,19 +7,10 @@ from typing import Any
 
 import pytest
 
+from common.healing import aws_time
 from common.incident import Execution, Incident, Repairs, Severity, incident_id
-from common.lock_table import Lock, ReleaseResult
 from common.settings import JanitorSettings, SettingsError
-from janitor.decide import (
-    LOCK_HELD_ERROR,
-    TaskRef,
-    assess_ended,
-    aws_time,
-    stop_reason,
-    task_refs,
-    terminal_error,
-)
-from janitor.heal import _history
+from common.truth import TaskRef, TaskTruth, history_events, parse_history, stop_reason
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:lock-janitor-LockingStateMachine:run"
 CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/c"
@@ -35,9 +26,10 @@ def submitted(*tasks: str, cluster: bool = True) -> dict[str, Any]:
     }
 
 
-def test_every_submitted_task_is_found_retries_included() -> None:
+def test_every_submitted_task_is_found_retries_and_redrives_included() -> None:
     t1 = "arn:aws:ecs:us-east-1:123456789012:task/c/1"
     t2 = "arn:aws:ecs:us-east-1:123456789012:task/c/2"
+    t3 = "arn:aws:ecs:us-east-1:123456789012:task/c/3"
     history = [
         {"type": "ExecutionStarted"},
         submitted(t1),
@@ -49,8 +41,40 @@ def test_every_submitted_task_is_found_retries_included() -> None:
             "type": "TaskSubmitted",
             "taskSubmittedEventDetails": {"resourceType": "ecs", "output": "{"},
         },
+        {"type": "ExecutionAborted", "executionAbortedEventDetails": {"error": "E"}},
+        {"type": "ExecutionRedriven"},
+        submitted(t3),
     ]
-    assert task_refs(history) == [TaskRef(CLUSTER, t1), TaskRef(CLUSTER, t2)]
+    found = parse_history(history)
+    assert found.tasks == (TaskRef(CLUSTER, t1), TaskRef(CLUSTER, t2), TaskRef(CLUSTER, t3, 1))
+    assert found.unsure_starts == ()
+    assert found.error == "E"
+
+
+def scheduled(cluster: str) -> dict[str, Any]:
+    return {
+        "type": "TaskScheduled",
+        "taskScheduledEventDetails": {
+            "resourceType": "ecs",
+            "parameters": json.dumps({"Cluster": cluster, "TaskDefinition": "td"}),
+        },
+    }
+
+
+def failed(error: str) -> dict[str, Any]:
+    return {"type": "TaskFailed", "taskFailedEventDetails": {"error": error, "cause": "c"}}
+
+
+def test_a_run_task_whose_answer_was_lost_is_an_unsure_start() -> None:
+    """ECS.ServerException: the task may have started; a refusal: it did not."""
+    assert parse_history([scheduled(CLUSTER), failed("ECS.ServerException")]).unsure_starts == (
+        CLUSTER,
+    )
+    for refusal in ("ECS.ClientException", "ECS.AmazonECSException", "ECS.AccessDeniedException"):
+        assert parse_history([scheduled(CLUSTER), failed(refusal)]).unsure_starts == ()
+    t = "arn:aws:ecs:us-east-1:123456789012:task/c/1"
+    found = parse_history([scheduled(CLUSTER), submitted(t), failed("States.TaskFailed")])
+    assert found.unsure_starts == (), "a task it knows of is not unsure"
 
 
 def test_terminal_error_is_the_last_terminal_event() -> None:
@@ -58,53 +82,29 @@ def test_terminal_error_is_the_last_terminal_event() -> None:
         {"type": "ExecutionStarted"},
         {"type": "ExecutionFailed", "executionFailedEventDetails": {"error": "E", "cause": "C"}},
     ]
-    assert terminal_error(history) == ("E", "C")
-    assert terminal_error([{"type": "ExecutionTimedOut"}]) == (None, None)
+    found = parse_history(history)
+    assert (found.error, found.cause) == ("E", "C")
+    assert parse_history([{"type": "ExecutionTimedOut"}]).error is None
 
 
-def test_stop_reason_names_the_execution_and_fits_ecs() -> None:
-    reason = stop_reason("x" * 400, "ABORTED")
+def test_stop_reason_says_who_and_fits_ecs() -> None:
+    reason = stop_reason("janitor", "x" * 80, 0, "ended ABORTED" + "!" * 300)
     assert len(reason) <= 255
-    assert stop_reason("run", "TIMED_OUT").startswith("lock-janitor: execution run ended TIMED_OUT")
+    assert TaskTruth(TaskRef(CLUSTER, "t"), "RUNNING", "STOPPED", reason).stopped_by == "janitor"
+    short = stop_reason("reconciler", "run", 2, "ended TIMED_OUT; its task must not run on")
+    assert short.startswith("lock-janitor reconciler: execution run (attempt 2) ended TIMED_OUT")
+    task = TaskTruth(TaskRef(CLUSTER, "t"), "RUNNING", "STOPPED", short)
+    assert (task.stopped_by, task.stopped_for) == ("reconciler", 2)
+    assert (
+        TaskTruth(TaskRef(CLUSTER, "t"), "STOPPED", "STOPPED", "Essential container").stopped_by
+        is None
+    )
 
 
 def test_aws_time_sorts_like_step_functions_times() -> None:
     t = aws_time()
     assert t.endswith("Z")
     assert len(t) == len("2026-11-29T00:21:13.935Z")
-
-
-RELEASED = ReleaseResult("released", Lock("sample", owner=ARN))
-FREE = ReleaseResult("already_free", Lock("sample", last_released_by="state-machine"))
-OTHER = ReleaseResult("held_by_other", Lock("sample", owner="arn:other"), holder="arn:other")
-
-
-@pytest.mark.parametrize(
-    ("status", "error", "release", "stopped", "severity", "lock"),
-    [
-        ("ABORTED", "Operator", RELEASED, 1, Severity.HIGH, "released"),
-        ("TIMED_OUT", None, RELEASED, 1, Severity.HIGH, "released"),
-        ("FAILED", "Task.Failed", FREE, 0, Severity.MEDIUM, "already_free"),
-        ("FAILED", "DynamoDB.ThrottlingException", RELEASED, 0, Severity.HIGH, "released"),
-        ("FAILED", "Task.Failed", OTHER, 0, Severity.MEDIUM, "held_by_other"),
-        ("ABORTED", LOCK_HELD_ERROR, OTHER, 0, Severity.LOW, "held_by_other"),
-    ],
-)
-def test_assessment(
-    status: str,
-    error: str | None,
-    release: ReleaseResult,
-    stopped: int,
-    severity: Severity,
-    lock: str,
-) -> None:
-    a = assess_ended(status, error, "sample", release, stopped)
-    assert (a.severity, a.lock) == (severity, lock)
-    assert a.action
-
-
-def test_no_lock_id_means_no_lock() -> None:
-    assert assess_ended("FAILED", None, None, None, 0).lock == "no_lock"
 
 
 def incident(**overrides: Any) -> Incident:
@@ -127,12 +127,18 @@ def incident(**overrides: Any) -> Incident:
     return Incident(**values)
 
 
-def test_incident_id_is_stable_per_execution_status_and_redrive() -> None:
+def test_incident_id_is_stable_per_execution_status_redrive_subject_and_repairs() -> None:
     assert incident().id == incident(detected_at="later").id
+    assert incident().id == incident(action="other words", severity=Severity.LOW).id
     assert incident().id != incident(status="FAILED").id
     redriven = Execution(ARN, "run", "sm", redrive_count=1)
     assert incident().id != incident(execution=redriven).id
     assert incident().id == incident_id("execution", ARN, "ABORTED", 0)
+    one = incident(incident_key="t1")
+    assert one.id != incident(incident_key="t2").id, "two subjects, two ids"
+    more = Repairs("released", "x", claims=("stopped t1 by janitor", "stopped t2 by janitor"))
+    less = Repairs("released", "x", claims=("stopped t1 by janitor",))
+    assert incident(repairs=more).id != incident(repairs=less).id, "a further repair, a new id"
 
 
 def test_subject_fits_sns_whatever_the_names() -> None:
@@ -193,10 +199,7 @@ def test_history_is_read_across_pages() -> None:
     events += [submitted(t + "2")]
     client = PagedHistory(events, size=4)
 
-    class Clients:
-        stepfunctions = client
-
-    found = task_refs(_history(Clients(), ARN))  # type: ignore[arg-type]
+    found = parse_history(history_events(client, ARN)).tasks  # type: ignore[arg-type]
     assert [r.task_arn for r in found] == [t + "1", t + "2"]
     assert len(client.calls) == 3
     assert [c.get("nextToken") for c in client.calls] == [None, "1", "2"]

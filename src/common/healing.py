@@ -1,0 +1,237 @@
+"""Healing one execution: read the truth once into a snapshot, decide (common.repair), carry the
+plan out with writes fenced on what was read, and hand back the snapshot as it is after. The
+janitor and the reconciler both heal through here; they differ only in what wakes them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from common.clients import Aws
+from common.lock_table import (
+    Fence,
+    Lock,
+    Outcome,
+    ReleasedBy,
+    get_lock,
+    release,
+    take,
+)
+from common.repair import Plan, Snapshot, decide, why_stop, with_task, without_task
+from common.task_input import TaskInput
+from common.triage import LOCK_HELD_ERROR
+from common.truth import (
+    MISSING,
+    NO_SUCH_EXECUTION,
+    AwsError,
+    ExecutionTruth,
+    TaskRef,
+    TaskTruth,
+    cluster_lock_tasks,
+    describe_execution,
+    describe_tasks,
+    error_code,
+    read_history,
+    stop_reason,
+    task_gone,
+    task_truth,
+)
+
+
+def aws_time(moment: datetime | None = None) -> str:
+    """An ISO-8601 UTC time with milliseconds and Z, as Step Functions writes
+    `$$.State.EnteredTime` (so lock times compare as strings)."""
+    moment = moment or datetime.now(UTC)
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+@dataclass
+class Healed:
+    """One execution after a pass: the snapshot as it is now, what was planned, what could not
+    be done (left for a retry), and the dead holder it took the lock over from, if any."""
+
+    after: Snapshot
+    plan: Plan
+    plan_input: Snapshot
+    """The snapshot the plan was decided on (every write is fenced on it)."""
+    undone: list[str] = field(default_factory=list)
+    taken_over_from: str | None = None
+    released: bool = False
+    stopped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Healer:
+    aws: Aws
+    table: str
+    by: ReleasedBy
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    outcome: Outcome | None = None
+    """The LastOutcome to record on a release; None: the execution's own status."""
+
+    def snapshot(
+        self, arn: str, execution: ExecutionTruth | None = None, hint: TaskInput | None = None
+    ) -> Snapshot:
+        """The truth about `arn`, read once: DescribeExecution, the lock (consistent read), the
+        history, DescribeTasks; the cluster's tasks by LOCK_OWNER only when a RunTask may have
+        started a task the history does not name; the holder when another execution holds the
+        lock of a live execution."""
+        e = execution or describe_execution(self.aws.stepfunctions, arn)
+        if e.status == MISSING and hint is not None:
+            # Step Functions no longer knows it: the event's input is all that names its lock
+            # (safe: the release is still fenced on this execution owning the lock).
+            e = replace(e, input=hint)
+        lock = get_lock(self.aws.dynamodb, self.table, e.input.lock_id) if e.input.lock_id else None
+        history = read_history(self.aws.stepfunctions, arn) if e.status != MISSING else None
+        refs = list(history.tasks) if history else []
+        found: list[TaskTruth] = []
+        if history is not None and history.unsure_starts and not e.alive:
+            known = {r.task_arn for r in refs}
+            for cluster in history.unsure_starts:
+                if cluster:
+                    _, tasks = cluster_lock_tasks(self.aws.ecs, cluster)
+                    found += [t for t in tasks if t.lock_owner == arn and t.arn not in known]
+        tasks, gone = describe_tasks(self.aws.ecs, refs) if refs else ([], [])
+        holder = None
+        if e.alive and lock is not None and lock.owner not in {None, arn}:
+            assert lock.owner is not None
+            holder = describe_execution(self.aws.stepfunctions, lock.owner)
+        if e.error is None and e.cause is None and history is not None:
+            e = replace(e, error=history.error, cause=history.cause)
+        return Snapshot(
+            execution=e,
+            lock=lock,
+            tasks=(*tasks, *found),
+            gone=tuple(gone),
+            history_missing=history is None,
+            holder=holder,
+        )
+
+    def heal(
+        self, arn: str, execution: ExecutionTruth | None = None, hint: TaskInput | None = None
+    ) -> list[Healed]:
+        """Heal `arn` (and first, when it must take the lock over, the dead holder of its
+        lock). Returns every execution healed, the holder first."""
+        healed: list[Healed] = []
+        s = self.snapshot(arn, execution, hint)
+        plan = decide(s)
+        if plan.heal_holder and s.other_holder is not None:
+            holder = s.other_holder
+            healed += self.heal_one(self.snapshot(holder))
+            s = self.snapshot(arn)
+            plan = decide(s)
+            if plan.heal_holder:  # the holder could not be healed now: leave it for the retry
+                healed.append(Healed(s, plan, s, [f"take over {s.lock_id} from {holder}"]))
+                return healed
+            result = self.carry_out(s, plan)
+            if plan.take:
+                result.taken_over_from = holder
+            healed.append(result)
+            return healed
+        healed.append(self.carry_out(s, plan))
+        return healed
+
+    def heal_one(self, s: Snapshot) -> list[Healed]:
+        return [self.carry_out(s, decide(s))]
+
+    def carry_out(self, s: Snapshot, plan: Plan) -> Healed:
+        """Stop what must stop, then (only when every stop happened) release or take the lock,
+        each write fenced on the snapshot. What fails is left in `undone` for a retry."""
+        done = Healed(s, plan, plan_input=s)
+        e = s.execution
+        if plan.stop_execution:
+            cause = f"lock {s.lock_id} is held by {s.other_holder}"
+            try:
+                self.aws.stepfunctions.stop_execution(
+                    executionArn=e.arn, error=LOCK_HELD_ERROR, cause=cause
+                )
+                done.after = replace(done.after, stopping=self.by.value)
+            except AwsError as err:
+                if error_code(err) not in NO_SUCH_EXECUTION:
+                    done.undone.append(f"stop execution {e.arn}: {error_code(err)}")
+        for task in plan.stop:
+            self._stop(done, task)
+        if plan.release and not done.undone:
+            self._release(done)
+        elif plan.release:
+            done.undone.append(f"release {s.lock_id}: waits until its tasks are stopped")
+        if plan.take and not done.undone:
+            self._take(done)
+        return done
+
+    def _release(self, done: Healed) -> None:
+        s = done.plan_input
+        assert s.lock is not None
+        assert s.lock_id is not None
+        try:
+            result = release(
+                self.aws.dynamodb,
+                self.table,
+                s.lock_id,
+                Fence.of(s.lock),
+                attempt=s.execution.redrive_count,
+                outcome=self.outcome or _outcome(s.execution.status),
+                by=self.by,
+                now=aws_time(self.now()),
+            )
+        except AwsError as err:
+            done.undone.append(f"release {s.lock_id}: {error_code(err)}")
+            return
+        done.released = result.kind == "done"
+        done.after = replace(done.after, lock=result.lock)
+
+    def _take(self, done: Healed) -> None:
+        s = done.plan_input
+        e = s.execution
+        assert s.lock_id is not None
+        try:
+            result = take(
+                self.aws.dynamodb,
+                self.table,
+                s.lock_id,
+                expected=s.lock,
+                owner=e.arn,
+                state_machine_arn=e.state_machine_arn,
+                timeout_seconds=e.input.timeout_seconds,
+                redrive_count=e.redrive_count,
+                by=self.by,
+                now=aws_time(self.now()),
+            )
+        except AwsError as err:
+            done.undone.append(f"take {s.lock_id}: {error_code(err)}")
+            return
+        done.after = replace(done.after, lock=result.lock)
+        if result.kind == "changed":
+            done.undone.append(f"take {s.lock_id}: it changed since it was read")
+
+    def _stop(self, done: Healed, task: TaskTruth) -> None:
+        e = done.after.execution
+        reason = stop_reason(self.by.value, e.name, e.redrive_count, why_stop(done.after, task))
+        try:
+            answer = self.aws.ecs.stop_task(
+                cluster=task.ref.cluster_arn, task=task.arn, reason=reason
+            )
+        except AwsError as err:
+            if task_gone(err):
+                done.after = without_task(done.after, task.arn)
+            else:
+                done.undone.append(f"stop {task.arn}: {error_code(err)}")
+            return
+        stopped = task_truth(dict(answer.get("task") or {}), task.ref)
+        if stopped.desired_status != "STOPPED":  # an answer without the task: trust the call
+            stopped = replace(task, desired_status="STOPPED", stopped_reason=reason)
+        done.after = with_task(done.after, stopped)
+        done.stopped.append(task.arn)
+
+
+def _outcome(status: str) -> Outcome:
+    try:
+        return Outcome(status)
+    except ValueError:  # SUCCEEDED never needs us; MISSING: nobody can say how it ended
+        return Outcome.STALE
+
+
+__all__ = ["Healed", "Healer", "Lock", "TaskRef", "aws_time"]

@@ -1,0 +1,149 @@
+"""How severe each kind of incident is, and what on-call should do about it: decided here, for
+every kind, from what happened and what was repaired. Pure; README.md, "What on-call sees",
+is this module in a table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.incident import Repairs, Severity
+from common.task_input import INVALID_INPUT_ERROR
+
+LOCK_HELD_ERROR = "Lock.Held"
+"""The error with which the janitor stops a redriven execution whose lock another run holds."""
+RUN_TIMEOUT_ERROR = "Task.Timeout"
+"""The state machine's error for a task that outran its timeoutSeconds."""
+
+
+@dataclass(frozen=True)
+class Triage:
+    severity: Severity
+    action: str
+
+
+def _missed(reported_by: str) -> str:
+    if reported_by != "reconciler":
+        return ""
+    return (
+        " The reconciler did this, not the janitor: the execution's status-change event was "
+        "lost or the janitor failed (check JanitorDeadLetterQueue and the janitor's errors)."
+    )
+
+
+def ended(  # noqa: PLR0911 - a decision table
+    status: str, error: str | None, repairs: Repairs, reported_by: str
+) -> Triage:
+    """An execution that ended (FAILED, TIMED_OUT, ABORTED; MISSING when Step Functions no
+    longer knows it)."""
+    missed = _missed(reported_by)
+    if error == INVALID_INPUT_ERROR:
+        return Triage(
+            Severity.HIGH,
+            "The state machine refused this execution's input before taking any lock (the "
+            "cause says what is wrong). Fix the schedule's input; until then this task never "
+            "runs.",
+        )
+    if status == "ABORTED" and error == LOCK_HELD_ERROR:
+        return Triage(
+            Severity.LOW,
+            "Follow-up of a redrive the janitor stopped because another run held the lock "
+            "(see that incident). Nothing more to do." + missed,
+        )
+    if status == "ABORTED":
+        return Triage(
+            Severity.HIGH,
+            "Someone or something stopped this execution (StopExecution, a redeploy); its "
+            "task was stopped before its lock was released. If the stop was not expected, find "
+            "who called StopExecution in CloudTrail." + missed,
+        )
+    if status == "TIMED_OUT":
+        return Triage(
+            Severity.HIGH,
+            "The execution outlived the state machine's ExecutionTimeoutSeconds; its task was "
+            "stopped before its lock was released. Find out why the run took so long; if it "
+            "legitimately does, raise the task's timeoutSeconds and ExecutionTimeoutSeconds."
+            + missed,
+        )
+    if error == RUN_TIMEOUT_ERROR:
+        return Triage(
+            Severity.HIGH,
+            "The task outran its timeoutSeconds. It was stopped, then its lock was released, so "
+            "the next run never overlaps it. Read the task's logs for why it hung or ran long; "
+            "raise timeoutSeconds if it legitimately takes longer." + missed,
+        )
+    if status == "MISSING":
+        return Triage(
+            Severity.HIGH,
+            "A lock was held by an execution Step Functions no longer knows (past its "
+            "retention, or its state machine was deleted); the lock was released." + missed,
+        )
+    if repairs.tasks_stopped or (repairs.claims and reported_by == "reconciler"):
+        return Triage(
+            Severity.HIGH,
+            "The run failed and left a task running (one that started unseen, say, when ECS "
+            "answered RunTask with a server error); it was stopped before the lock was "
+            "released. Read the error and cause, then the task's logs." + missed,
+        )
+    return Triage(
+        Severity.MEDIUM,
+        "The task failed; its lock was released once no task of the run could still run, so "
+        "the next scheduled run will try again. Read the error and cause, then the task's "
+        "logs; fix the job if it keeps failing." + missed,
+    )
+
+
+def redriven(repairs: Repairs, reported_by: str) -> Triage:
+    """A redriven execution running again, and what became of its lock."""
+    missed = _missed(reported_by) if repairs.claims else ""
+    if repairs.lock == "redrive_stopped":
+        return Triage(
+            Severity.HIGH,
+            "The redriven execution was stopped so two runs never overlap: another live run "
+            "holds the lock. To re-run the task, start a new execution once the holder has "
+            "finished." + missed,
+        )
+    if repairs.lock == "taken_over":
+        return Triage(
+            Severity.MEDIUM,
+            "A dead execution still held the lock; its tasks were stopped and the lock now "
+            "belongs to the redriven run. Check why the dead holder's lock was not released "
+            "(janitor errors, a lost event)." + missed,
+        )
+    return Triage(
+        Severity.LOW,
+        "A redriven execution holds its lock again. Nothing to do." + missed,
+    )
+
+
+def unlocked(repairs: Repairs) -> Triage:
+    """A live run found running without its lock (not a redrive)."""
+    if repairs.lock == "redrive_stopped":
+        return Triage(
+            Severity.HIGH,
+            "A run was running without its lock while another live run held it; it was "
+            "stopped so the two do not overlap. Find out how it lost its lock (a lock edited "
+            "by hand?).",
+        )
+    return Triage(
+        Severity.HIGH,
+        "A run was running without its lock; the lock was taken for it, so no other run "
+        "starts beside it. Find out how it lost its lock (a lock edited by hand?).",
+    )
+
+
+def stuck() -> Triage:
+    return Triage(
+        Severity.MEDIUM,
+        "A run outlived its timeoutSeconds and the state machine has not stopped it. Look at "
+        "the execution: if it is stuck, stop it (the janitor then stops the task and releases "
+        "the lock).",
+    )
+
+
+def unreadable(what: str) -> Triage:
+    return Triage(
+        Severity.HIGH,
+        f"The reconciler could not read {what}, so it skipped it and healed everything else. "
+        "Fix the cause it names (permissions, an item edited by hand); until then, whatever "
+        "it guards is not healed.",
+    )
