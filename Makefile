@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help venv test lint format typecheck pytest validate build local lock clean bench
+.PHONY: help venv test lint format typecheck pytest validate build local lock clean bench model
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,6 +63,10 @@ lock: ## Re-pin requirements-dev.txt from requirements-dev.in (needs the package
 
 clean: ## Remove build output and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+N ?= 1000
+model: $(STAMP) ## The lock's stateful model at length: N examples (default 1000), prints what it checked
+	MODEL_EXAMPLES=$(N) MODEL_RANDOM=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/model
 
 bench: $(STAMP) ## Benchmarks: print figures (cold-start import times, ...)
 	$(BIN)/python benchmarks/import_time.py

@@ -1,0 +1,388 @@
+"""The lock's promises, checked on generated orderings (hypothesis RuleBasedStateMachine).
+
+The real ASL runs under moto; the real janitor and reconciler handlers run with the template's
+environment. Rules start executions, let tasks exit 0 or non-zero, time runs out, abort,
+redrive (the redrive bridge), deliver any status-change event late, twice, out of order or
+never, make one AWS call fail once, run the reconciler, and let time pass. After every step:
+
+- never two tasks of one lock running at once, except while a redrive (which restarts its task
+  without asking the lock) has not yet been seen by the janitor or the reconciler; moto stops a
+  task the moment StopTask is called, so the stop window is 0 here (on AWS: the task's
+  stopTimeout, 30 s by default);
+- no release by the janitor or the reconciler ever removes the lock of a live execution;
+- no incident id is ever published for two different sets of repairs;
+and at the end, once every execution has ended and the reconciler has run past its grace:
+every lock free, no task of an ended execution running, every repair reported.
+
+`make test` runs a few dozen examples; `make model N=10000` runs as many as asked and prints
+how many steps and distinct orderings it checked and the longest overlap it saw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from common import clients
+from common.settings import ReconcilerSettings
+from local.bridges import status_change_event
+from local.deploy import exit_container, function_environment, received_incidents, wait_for
+from reconciler.reconcile import Reconciler
+from tests.handlers.conftest import FakeContext, resolve_handler
+from tests.support.faults import failing_call
+from tests.support.machine import Machine, running_machine
+
+EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "25"))
+STEPS = int(os.environ.get("MODEL_STEPS", "12"))
+REPAIRERS = ("janitor", "reconciler")
+FAULTS = [
+    ("dynamodb", "UpdateItem", "ThrottlingException"),
+    ("dynamodb", "GetItem", "InternalServerError"),
+    ("ecs", "StopTask", "ServerException"),
+    ("ecs", "DescribeTasks", "ThrottlingException"),
+    ("sns", "Publish", "InternalError"),
+    ("stepfunctions", "DescribeExecution", "ThrottlingException"),
+    ("stepfunctions", "GetExecutionHistory", "ThrottlingException"),
+]
+
+
+@dataclass
+class Stats:
+    examples: int = 0
+    steps: int = 0
+    orderings: set[tuple[str, ...]] = field(default_factory=set)
+    longest_overlap: int = 0
+    """In steps: how long two tasks of one lock ran at once (each time, a redrive not yet seen)."""
+
+    def line(self) -> str:
+        return (
+            f"model: {self.examples} examples, {self.steps} steps, {len(self.orderings)} "
+            f"distinct orderings; longest overlap {self.longest_overlap} step(s), each after a "
+            "redrive not yet seen by the janitor or the reconciler; stop window 0 under moto"
+        )
+
+
+STATS = Stats()
+COUNTER = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[Machine]:
+    with running_machine() as machine:
+        yield machine
+
+
+class LockModel(RuleBasedStateMachine):
+    machine: Machine
+
+    def __init__(self) -> None:
+        super().__init__()
+        n = next(COUNTER)
+        self.lock_id = f"model-{n}"
+        self.prefix = f"m{n}"
+        self.runs: list[str] = []
+        self.events: list[dict[str, Any]] = []
+        self.seen_status: dict[str, tuple[str, int]] = {}
+        self.unseen_redrives: set[str] = set()
+        self.fault: tuple[str, str, str] | None = None
+        self.offset = timedelta(0)
+        self.published: dict[str, list[str]] = {}
+        self.repairs: set[str] = set()
+        self.trace: list[str] = []
+        self.overlap = 0
+        self.previous_lock: dict[str, Any] = {}
+        env = function_environment(self.machine.stack, "JanitorFunction")
+        for key, value in env.items():
+            os.environ[key] = value
+        clients.reset()
+        self.janitor = resolve_handler(self.machine, "JanitorFunction")
+        self.settings = ReconcilerSettings.from_env(
+            function_environment(self.machine.stack, "ReconcilerFunction")
+        )
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def step(self, name: str) -> None:
+        self.trace.append(name)
+        STATS.steps += 1
+
+    def status(self, arn: str) -> dict[str, Any]:
+        return self.machine.describe(arn)
+
+    def alive(self) -> list[str]:
+        return [a for a in self.runs if self.status(a)["status"] == "RUNNING"]
+
+    def ended(self) -> list[str]:
+        return [a for a in self.runs if self.status(a)["status"] in {"FAILED", "ABORTED"}]
+
+    def lock(self) -> dict[str, Any]:
+        return self.machine.lock(self.lock_id)
+
+    def lock_tasks(self) -> list[dict[str, Any]]:
+        """Every task of this example's runs that is not STOPPED (the history names them all:
+        no rule here makes RunTask lose its answer)."""
+        arns = [t for arn in self.runs for t in self.machine.tasks_of(arn)]
+        found = []
+        for i in range(0, len(arns), 100):
+            described = self.machine.ecs.describe_tasks(
+                cluster=self.machine.stack.cluster_arn, tasks=arns[i : i + 100]
+            )
+            for task in described["tasks"]:
+                env = {
+                    e["name"]: e["value"]
+                    for o in task.get("overrides", {}).get("containerOverrides", [])
+                    for e in o.get("environment", [])
+                }
+                if env.get("LOCK_ID") == self.lock_id and task["lastStatus"] != "STOPPED":
+                    found.append({**task, "owner": env.get("LOCK_OWNER")})
+        return found
+
+    def observe(self) -> None:
+        """Queue the status-change event of every execution whose status changed."""
+        for arn in self.runs:
+            d = self.status(arn)
+            now = (d["status"], int(d.get("redriveCount") or 0))
+            if self.seen_status.get(arn) == now:
+                continue
+            self.seen_status[arn] = now
+            if d["status"] in {"FAILED", "TIMED_OUT", "ABORTED"} or (
+                d["status"] == "RUNNING" and now[1] > 0
+            ):
+                self.events.append(status_change_event(self.machine.sfn, arn))
+
+    def wait_settled(self, arn: str, tasks_before: int = 0) -> None:
+        """Until the execution has started a task of its current attempt, or has ended."""
+
+        def settled() -> bool:
+            if self.status(arn)["status"] != "RUNNING":
+                return True
+            return len(self.machine.tasks_of(arn)) > tasks_before
+
+        wait_for(settled, timeout=30, interval=0.05)
+
+    @contextlib.contextmanager
+    def armed(self) -> Iterator[None]:
+        if self.fault is None:
+            yield
+            return
+        service, operation, code = self.fault
+        self.fault = None
+        client = getattr(clients, service)()
+        with failing_call(client, operation, code):
+            yield
+
+    def collect(self) -> None:
+        for note in received_incidents(self.machine.stack):
+            doc = json.loads(note["Message"])
+            claims = sorted(doc["repairs"]["claims"])
+            earlier = self.published.setdefault(doc["id"], claims)
+            assert earlier == claims, f"incident {doc['id']} published for two sets of repairs"
+
+    def record_repairs(self) -> None:
+        lock = self.lock()
+        if lock.get("LastReleasedBy") in REPAIRERS and "Owner" not in lock:
+            self.repairs.add(
+                f"released {self.lock_id} of {lock['LastOwner']} by {lock['LastReleasedBy']}"
+            )
+        if (
+            lock.get("AcquiredBy") in REPAIRERS
+            and self.status(lock["Owner"])["status"] == "RUNNING"
+        ):
+            self.repairs.add(
+                f"took {self.lock_id} for attempt {lock.get('RedriveCount', '0')} by "
+                f"{lock['AcquiredBy']}"
+            )
+        for arn in self.runs:
+            for task in self.machine.tasks_of(arn):
+                reason = self.machine.task_status(task).get("stoppedReason") or ""
+                for by in REPAIRERS:
+                    if reason.startswith(f"lock-janitor {by}:"):
+                        self.repairs.add(f"stopped {task} by {by}")
+
+    # --- rules -----------------------------------------------------------------------------
+
+    @initialize()
+    def begin(self) -> None:
+        STATS.examples += 1
+
+    @precondition(lambda self: len(self.runs) < 4)
+    @rule(short_timeout=st.booleans())
+    def start(self, short_timeout: bool) -> None:
+        self.step("start")
+        name = f"{self.prefix}-{len(self.runs)}"
+        overrides: dict[str, Any] = {"lockId": self.lock_id}
+        if short_timeout:
+            overrides["timeoutSeconds"] = 1
+        arn = self.machine.start(name, **overrides)
+        self.runs.append(arn)
+        self.wait_settled(arn)
+        if short_timeout and self.status(arn)["status"] == "RUNNING":
+            self.machine.wait_done(arn, timeout=10)  # the run timeout fires
+        self.observe()
+
+    @precondition(lambda self: bool(self.runs))
+    @rule(data=st.data(), code=st.sampled_from([0, 1]))
+    def task_exits(self, data: st.DataObject, code: int) -> None:
+        tasks = [t for t in self.lock_tasks() if t["owner"] in set(self.alive())]
+        if not tasks:
+            return
+        self.step(f"exit{code}")
+        task = data.draw(st.sampled_from(tasks))
+        exit_container(task["taskArn"], code)
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: self.status(task["owner"])["status"] != "RUNNING" or None, 5, 0.05)
+        self.observe()
+
+    @precondition(lambda self: bool(self.runs))
+    @rule(data=st.data())
+    def abort(self, data: st.DataObject) -> None:
+        alive = self.alive()
+        if not alive:
+            return
+        self.step("abort")
+        arn = data.draw(st.sampled_from(alive))
+        self.machine.sfn.stop_execution(executionArn=arn, error="Operator", cause="model")
+        self.machine.wait_done(arn)
+        self.observe()
+
+    @precondition(lambda self: bool(self.runs))
+    @rule(data=st.data())
+    def redrive(self, data: st.DataObject) -> None:
+        ended = self.ended()
+        if not ended:
+            return
+        self.step("redrive")
+        arn = data.draw(st.sampled_from(ended))
+        before = len(self.machine.tasks_of(arn))
+        self.machine.sfn.redrive_execution(executionArn=arn)
+        self.unseen_redrives.add(arn)
+        self.wait_settled(arn, before)
+        self.observe()
+
+    @precondition(lambda self: bool(self.events))
+    @rule(data=st.data(), keep=st.booleans())
+    def deliver(self, data: st.DataObject, keep: bool) -> None:
+        """Any queued event, in any order; `keep`: it will be delivered again (a duplicate)."""
+        self.step("deliver" + ("-dup" if keep else ""))
+        index = data.draw(st.integers(0, len(self.events) - 1))
+        event = self.events[index] if keep else self.events.pop(index)
+        arn = event["detail"]["executionArn"]
+        try:
+            with self.armed():
+                self.janitor(event, FakeContext())
+        except Exception:
+            if not keep:
+                self.events.append(event)
+        self.unseen_redrives.discard(arn)
+        self.observe()
+
+    @precondition(lambda self: bool(self.events))
+    @rule(data=st.data())
+    def lose(self, data: st.DataObject) -> None:
+        self.step("lose")
+        self.events.pop(data.draw(st.integers(0, len(self.events) - 1)))
+
+    @rule(fault=st.sampled_from(FAULTS))
+    def fail_next_call(self, fault: tuple[str, str, str]) -> None:
+        self.step("fault")
+        self.fault = fault
+
+    @rule()
+    def reconcile(self) -> None:
+        self.step("reconcile")
+        clients.reset()
+        reconciler = Reconciler(self.settings, clients.aws(), now=datetime.now(UTC) + self.offset)
+        with contextlib.suppress(Exception), self.armed():
+            reconciler.run()
+        self.unseen_redrives.clear()
+        self.observe()
+
+    @rule()
+    def time_passes(self) -> None:
+        self.step("time")
+        self.offset += timedelta(seconds=self.settings.grace_seconds + 1)
+
+    # --- invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def never_two_tasks_at_once(self) -> None:
+        tasks = self.lock_tasks()
+        if len(tasks) > 1:
+            owners = {t["owner"] for t in tasks}
+            assert owners & self.unseen_redrives, (
+                f"two tasks of {self.lock_id} running at once: {owners}; steps {self.trace}"
+            )
+            self.overlap += 1
+            STATS.longest_overlap = max(STATS.longest_overlap, self.overlap)
+        else:
+            self.overlap = 0
+
+    @invariant()
+    def no_release_removes_a_live_holders_lock(self) -> None:
+        lock = self.lock()
+        before = self.previous_lock.get("Owner")
+        released = before and lock.get("Owner") != before and lock.get("LastOwner") == before
+        if released and lock.get("LastReleasedBy") in REPAIRERS:
+            assert self.status(before)["status"] != "RUNNING", (
+                f"released the lock of live {before}; steps {self.trace}"
+            )
+        self.previous_lock = lock
+
+    @invariant()
+    def one_id_one_set_of_repairs(self) -> None:
+        self.record_repairs()
+        self.collect()
+
+    def teardown(self) -> None:
+        STATS.orderings.add(tuple(self.trace))
+        try:
+            for arn in self.alive():
+                self.machine.sfn.stop_execution(executionArn=arn)
+                self.machine.wait_done(arn)
+            self.offset += timedelta(seconds=self.settings.grace_seconds + 1)
+            for _ in range(2):  # the second run publishes what the first could only keep
+                clients.reset()
+                Reconciler(self.settings, clients.aws(), now=datetime.now(UTC) + self.offset).run()
+            assert "Owner" not in self.lock(), f"lock left held; steps {self.trace}"
+            assert self.lock_tasks() == [], f"a task of an ended run runs on; steps {self.trace}"
+            self.record_repairs()
+            self.collect()
+            reported = {c for claims in self.published.values() for c in claims}
+            missing = self.repairs - reported
+            assert not missing, f"repairs never reported: {missing}; steps {self.trace}"
+        finally:
+            self.events.clear()
+
+
+@pytest.mark.model
+def test_the_lock_keeps_its_promises_under_any_order_of_events(world: Machine) -> None:
+    LockModel.machine = world
+    run_state_machine_as_test(
+        LockModel,
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=STEPS,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=os.environ.get("MODEL_RANDOM") is None,
+        ),
+    )
+    print("\n" + STATS.line())
