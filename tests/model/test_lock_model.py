@@ -14,7 +14,7 @@ never, make one AWS call fail once, run the reconciler, and let time pass. After
 and at the end, once every execution has ended and the reconciler has run past its grace:
 every lock free, no task of an ended execution running, every repair reported.
 
-`make test` runs 40 examples (about 80 s); `make model N=10000` runs as many as asked and prints
+`make test` runs 20 examples (about 45 s); `make model N=10000` runs as many as asked and prints
 how many steps and distinct orderings it checked and the longest overlap it saw.
 """
 
@@ -50,7 +50,7 @@ from tests.handlers.conftest import FakeContext, resolve_handler
 from tests.support.faults import failing_call
 from tests.support.machine import Machine, running_machine
 
-EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "20"))
 STEPS = int(os.environ.get("MODEL_STEPS", "12"))
 REPAIRERS = ("janitor", "reconciler")
 FAULTS = [
