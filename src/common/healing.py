@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from common.clients import Aws
 from common.lock_table import (
     Fence,
-    Lock,
     Outcome,
     ReleasedBy,
     get_lock,
@@ -26,7 +25,6 @@ from common.truth import (
     NO_SUCH_EXECUTION,
     AwsError,
     ExecutionTruth,
-    TaskRef,
     TaskTruth,
     cluster_lock_tasks,
     describe_execution,
@@ -232,6 +230,3 @@ def _outcome(status: str) -> Outcome:
         return Outcome(status)
     except ValueError:  # SUCCEEDED never needs us; MISSING: nobody can say how it ended
         return Outcome.STALE
-
-
-__all__ = ["Healed", "Healer", "Lock", "TaskRef", "aws_time"]

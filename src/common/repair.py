@@ -14,12 +14,11 @@ The rules, whatever event woke the caller and in whatever order events came:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
 
 from common.incident import Execution, Incident, Repairs
 from common.lock_table import Lock, Outcome, ReleasedBy
 from common.triage import ended, redriven, unlocked
-from common.truth import ExecutionTruth, TaskTruth
+from common.truth import ExecutionTruth, TaskTruth, parse_time
 
 REPAIRERS = frozenset({ReleasedBy.JANITOR.value, ReleasedBy.RECONCILER.value})
 
@@ -68,15 +67,6 @@ class Plan:
     """Why nothing is done to the lock when something could have been."""
 
 
-def _millis(iso: str | None) -> int | None:
-    if not iso:
-        return None
-    try:
-        return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        return None
-
-
 def forced_away(lock: Lock | None, execution: ExecutionTruth) -> bool:
     """An operator released this execution's lock by force after its current attempt started:
     their decision stands (the run goes on without the lock)."""
@@ -84,7 +74,8 @@ def forced_away(lock: Lock | None, execution: ExecutionTruth) -> bool:
         return False
     if lock.last_outcome != Outcome.FORCED.value:
         return False
-    released = _millis(lock.last_released_at)
+    moment = parse_time(lock.last_released_at)
+    released = int(moment.timestamp() * 1000) if moment else None
     started = execution.redrive_ms or execution.start_ms
     return released is None or started is None or released >= started
 

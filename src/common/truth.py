@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -59,6 +59,18 @@ def task_gone(err: Exception) -> bool:
 def millis(value: Any) -> int | None:
     """Epoch milliseconds of a boto3 timestamp."""
     return int(value.timestamp() * 1000) if isinstance(value, datetime) else None
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO-8601 time as the lock table and Step Functions write it (`...Z` or an offset;
+    naive means UTC); None when missing or unreadable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def machine_of(execution_arn: str) -> str:

@@ -58,6 +58,7 @@ from common.truth import (
     describe_execution,
     error_code,
     machine_of,
+    parse_time,
 )
 
 
@@ -92,16 +93,6 @@ class Summary:
             "incidents": len(self.incidents),
             "reportsFlushed": self.reports_flushed,
         }
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def running_executions(aws: Aws, state_machine_arn: str) -> dict[str, int]:

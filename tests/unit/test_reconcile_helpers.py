@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from common.settings import ReconcilerSettings, SettingsError
-from common.truth import lock_env
-from reconciler.reconcile import BadInput, dry_run_from, parse_time
+from common.truth import lock_env, parse_time
+from reconciler.reconcile import BadInput, dry_run_from
 
 
 @pytest.mark.parametrize(
