@@ -152,3 +152,21 @@ def running_machine() -> Iterator[Machine]:
             )["executions"]:
                 m.sfn.stop_execution(executionArn=ex["executionArn"])
             state_manager.unset_transition(model_name="ecs::task")
+
+
+@contextlib.contextmanager
+def quick_sync_polls(seconds: float = 0.02) -> Iterator[None]:
+    """Not a bridge: a speed knob for long runs (the model). moto's interpreter polls a `.sync`
+    task's state every 0.5 s, so every run that ends waits up to that long to be seen; polling
+    faster changes when, not what, the ASL decides."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback,
+    )
+
+    name = "_DELAY_SECONDS_SYNC_CONDITION_CHECK"
+    before = getattr(callback, name)
+    setattr(callback, name, seconds)
+    try:
+        yield
+    finally:
+        setattr(callback, name, before)
