@@ -49,10 +49,16 @@ def create_table(ddb: Any, name: str, props: dict[str, Any]) -> str:
 
 def register_task_definition(ecs: Any, props: dict[str, Any]) -> str:
     """An ECS task definition from its CloudFormation properties; returns its ARN."""
-    containers = [
-        {_CONTAINER_KEYS[k]: v for k, v in c.items() if k in _CONTAINER_KEYS}
-        for c in props["ContainerDefinitions"]
-    ]
+    containers = []
+    for c in props["ContainerDefinitions"]:
+        container = {_CONTAINER_KEYS[k]: v for k, v in c.items() if k in _CONTAINER_KEYS}
+        if "LogConfiguration" in c:  # where the incident's log link points
+            log = c["LogConfiguration"]
+            container["logConfiguration"] = {
+                "logDriver": log["LogDriver"],
+                "options": {k: str(v) for k, v in log.get("Options", {}).items()},
+            }
+        containers.append(container)
     arn: str = ecs.register_task_definition(
         family=props["Family"],
         requiresCompatibilities=props["RequiresCompatibilities"],
@@ -292,20 +298,40 @@ class AlertsPipe:
     queue_arn: str
     dlq_url: str
     table: str
+    email_topic_arn: str
+    mailbox_url: str
+    """An SQS queue subscribed to the email topic: what on-call's mailbox receives."""
 
 
 def deploy_alerts(
-    stack: LockingStack, webhook_url: str, *, visibility: int | None = None
+    stack: LockingStack,
+    webhook_url: str | None,
+    *,
+    visibility: int | None = None,
+    email_incidents: str = "all",
 ) -> AlertsPipe:
-    """`visibility` overrides the queue's visibility timeout (tests re-receive at once)."""
+    """The delivery pipeline. `webhook_url` None: no Slack (email only). `visibility`
+    overrides the queue's visibility timeout (tests re-receive at once)."""
     ctx = stack.context
     resources = ctx.template["Resources"]
-    secret_arn = boto3.client("secretsmanager", region_name=stack.region).create_secret(
-        Name="lock-janitor/slack-webhook", SecretString=webhook_url
-    )["ARN"]
+    region = stack.region
+    secret_arn = ""
+    if webhook_url is not None:
+        secret_arn = boto3.client("secretsmanager", region_name=region).create_secret(
+            Name="lock-janitor/slack-webhook", SecretString=webhook_url
+        )["ARN"]
     ctx.parameters["SlackWebhookSecretArn"] = secret_arn
+    ctx.parameters["EmailIncidents"] = email_incidents
+    for group in ("JanitorLogGroup", "ReconcilerLogGroup"):
+        ctx.refs[group] = f"/aws/lambda/{ctx.stack_name}-{group}"
 
-    sqs = boto3.client("sqs", region_name=stack.region)
+    sns = boto3.client("sns", region_name=region)
+    sqs = boto3.client("sqs", region_name=region)
+    email_topic = sns.create_topic(Name=f"{ctx.stack_name}-AlertsEmailTopic")["TopicArn"]
+    ctx.refs["AlertsEmailTopic"] = email_topic
+    mailbox, mailbox_arn = create_queue(sqs, f"{ctx.stack_name}-mailbox")
+    sns.subscribe(TopicArn=email_topic, Protocol="sqs", Endpoint=mailbox_arn)
+
     dlq_url, dlq_arn = create_queue(sqs, "lock-janitor-AlertsDeadLetterQueue")
     ctx.refs["AlertsDeadLetterQueue"] = dlq_url
     ctx.attributes[("AlertsDeadLetterQueue", "Arn")] = dlq_arn
@@ -316,7 +342,7 @@ def deploy_alerts(
     ctx.refs["AlertsQueue"] = queue_url
     ctx.attributes[("AlertsQueue", "Arn")] = queue_arn
     subscription = ctx.resolve(resources["AlertsQueueSubscription"]["Properties"])
-    boto3.client("sns", region_name=stack.region).subscribe(
+    sns.subscribe(
         TopicArn=subscription["TopicArn"],
         Protocol=subscription["Protocol"],
         Endpoint=subscription["Endpoint"],
@@ -324,12 +350,37 @@ def deploy_alerts(
     )
 
     create_table(
-        boto3.client("dynamodb", region_name=stack.region),
+        boto3.client("dynamodb", region_name=region),
         "lock-janitor-IdempotencyTable",
         resources["IdempotencyTable"]["Properties"],
     )
     ctx.refs["IdempotencyTable"] = "lock-janitor-IdempotencyTable"
-    return AlertsPipe(secret_arn, queue_url, queue_arn, dlq_url, "lock-janitor-IdempotencyTable")
+    return AlertsPipe(
+        secret_arn,
+        queue_url,
+        queue_arn,
+        dlq_url,
+        "lock-janitor-IdempotencyTable",
+        email_topic,
+        mailbox,
+    )
+
+
+def mails(pipe: AlertsPipe, region: str) -> list[dict[str, Any]]:
+    """Every notification the email topic delivered to the stand-in mailbox (drains it):
+    each {"Subject": ..., "Message": ...} as SNS's email protocol would send it."""
+    sqs = boto3.client("sqs", region_name=region)
+    out: list[dict[str, Any]] = []
+    for _ in range(1000):
+        got = sqs.receive_message(QueueUrl=pipe.mailbox_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+        if not got:
+            break
+        for m in got:
+            out.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=pipe.mailbox_url, ReceiptHandle=m["ReceiptHandle"])
+    return out
 
 
 def sqs_batch(pipe: AlertsPipe, region: str, size: int = 100) -> dict[str, Any]:
@@ -363,15 +414,23 @@ def sqs_batch(pipe: AlertsPipe, region: str, size: int = 100) -> dict[str, Any]:
     return {"Records": records}
 
 
-def settle(pipe: AlertsPipe, region: str, event: dict[str, Any], response: dict[str, Any]) -> None:
+def settle(
+    pipe: AlertsPipe,
+    region: str,
+    event: dict[str, Any],
+    response: dict[str, Any],
+    *,
+    now: bool = True,
+) -> None:
     """What the Lambda poller does after an invocation: delete the records that succeeded. The
-    failed ones come back once their visibility timeout ends: here, at once."""
+    failed ones come back when the function set them to (their visibility); with `now`, at
+    once, so a test need not wait."""
     failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
     sqs = boto3.client("sqs", region_name=region)
     for record in event["Records"]:
         if record["messageId"] not in failed:
             sqs.delete_message(QueueUrl=pipe.queue_url, ReceiptHandle=record["receiptHandle"])
-        else:
+        elif now:
             sqs.change_message_visibility(
                 QueueUrl=pipe.queue_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0
             )

@@ -536,31 +536,20 @@ class Emulator:
         self.timeline.say(_slack_text(body), "slack")
 
     def _print_mail(self) -> None:
-        """What the email subscription receives (SNS's own filter policy decides): the first few
-        in full, then a count, as a person skims an inbox."""
+        """What on-call's mailbox receives from the email topic (the alerts function's mails and
+        the alarms about the alerts path): the first few in full, then a count, as a person
+        skims an inbox."""
         sns = get_backend("sns")[ACCOUNT][REGION]
-        topic = sns.topics.get(self.deployed.ref("AlertsTopic")) if self.deployed else None
+        topic = sns.topics.get(self.deployed.ref("AlertsEmailTopic")) if self.deployed else None
         if topic is None:
             return
-        mail = [s for s in sns.subscriptions.values() if s.protocol == "email"]
         fresh = topic.sent_notifications[self._mailed :]
         self._mailed += len(fresh)
-        delivered: list[tuple[str, str, str]] = []
-        for _, message, subject, attributes, _ in fresh:
-            for subscription in mail:
-                matcher = subscription._filter_policy_matcher
-                if matcher is not None and not matcher.matches(attributes, message):
-                    continue
-                try:
-                    text = str(json.loads(message).get("email") or message)
-                except (ValueError, AttributeError):
-                    text = str(message)
-                delivered.append((subscription.endpoint, str(subject), text))
-        for endpoint, subject, text in delivered[:MAIL_SHOWN]:
-            lines = text.splitlines()
-            self.timeline.say(f"to {endpoint}: {subject}\n  " + "\n  ".join(lines[2:3]), "email")
-        if len(delivered) > MAIL_SHOWN:
-            self.timeline.say(f"... and {len(delivered) - MAIL_SHOWN} more mails", "email")
+        for _, message, subject, _, _ in fresh[:MAIL_SHOWN]:
+            lines = [x for x in str(message).splitlines() if x.strip()]
+            self.timeline.say(f"to {EMAIL}: {subject}\n  " + "\n  ".join(lines[:2]), "email")
+        if len(fresh) > MAIL_SHOWN:
+            self.timeline.say(f"... and {len(fresh) - MAIL_SHOWN} more mails", "email")
 
     def pump(self, quiet_rounds: int = 2, timeout: float = 60.0) -> None:
         """Run the wiring until nothing moves for `quiet_rounds` rounds (or `timeout`)."""

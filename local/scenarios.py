@@ -186,7 +186,7 @@ class Scenarios:
         )
         self.check(
             "on-call gets one high-severity message",
-            len(posts) == 1 and "(high)" in posts[0]["text"],
+            len(posts) == 1 and posts[0]["text"].startswith("HIGH ABORTED"),
         )
 
     def lost_event_healed_by_reconciler(self) -> None:
@@ -251,7 +251,7 @@ class Scenarios:
         posts = self.posts_during(act)
         self.check(
             "on-call hears that the redriven run was stopped",
-            any("RUNNING" in p["text"] and "(high)" in p["text"] for p in posts),
+            any(p["text"].startswith("HIGH RUNNING") and "stopped" in p["text"] for p in posts),
         )
         self.check("the lock is free once the holder is done", "Owner" not in self.lock())
 

@@ -1,5 +1,5 @@
 """A Slack-compatible incoming webhook on 127.0.0.1: records every post and answers as told
-(200 "ok", 429 with Retry-After, 5xx, 4xx with Slack's error text)."""
+(200 "ok", 429 with Retry-After, 5xx, 4xx with Slack's error text, or no HTTP at all)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     """Seconds to wait before answering (a slow or hanging Slack)."""
+    raw: bytes | None = None
+    """Bytes to answer with instead of HTTP (something else listening); recorded as status 0."""
 
 
 class WebhookSink:
@@ -52,11 +54,16 @@ class WebhookSink:
                         body = json.loads(raw)
                     except ValueError:
                         body = {"unparseable": raw.decode(errors="replace")}
-                    sink.posts.append(Post(time.monotonic(), self.path, body, answer.status))
+                    status = 0 if answer.raw is not None else answer.status
+                    sink.posts.append(Post(time.monotonic(), self.path, body, status))
                 if self.path != SECRET_PATH:
                     answer = Answer(404, "no_service")
                 if answer.delay:
                     time.sleep(answer.delay)
+                if answer.raw is not None:
+                    self.wfile.write(answer.raw)
+                    self.close_connection = True
+                    return
                 if sink.on_post is not None and answer.status == 200:
                     sink.on_post(body)
                 self.send_response(answer.status)

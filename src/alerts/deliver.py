@@ -1,46 +1,43 @@
-"""Deliver a batch of notifications to Slack: one message per incident, a digest in a storm,
-each incident once, posts paced, Slack's answers honoured.
+"""Deliver a batch of notifications to every channel.
 
-A record whose post did not happen is reported as failed, so SQS brings it back (and, after
-its retries, keeps it in the dead-letter queue); a record whose post happened never is."""
+- Exactly once per key and channel: each key (an incident id, an alarm's SNS message id) is
+  claimed in the ledger before its post and marked done after it; a duplicate in the batch, a
+  redelivery, another instance's overlapping batch all find it claimed or done.
+- A digest when more than the threshold of *fresh* incidents (claimed now, not duplicates) are
+  to be posted to a channel; each incident alone otherwise.
+- Posts paced per instance and channel; a `Retry-After` holds the whole instance's posts to
+  that channel until it has passed.
+- A message the channel rejects for its content is retried once in its minimal form (a digest:
+  the minimal digest, which still accounts for every incident).
+- A record whose post did not happen goes back to the queue with the delay it needs: what the
+  channel asked for (`Retry-After`), at once when this invocation ran out of time, else a
+  back-off that grows with its receives (`backoff`). A record whose post happened is never
+  reported failed, even when the ledger could not be told."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyItemNotFoundError,
-)
-from botocore.exceptions import BotoCoreError, ClientError
-
+from alerts.channels import Channel, ChannelError, Rejected, RetryLater
+from alerts.digest import digest_of
+from alerts.ledger import Claim, Ledger
 from alerts.messages import Notification
-from alerts.render import alarm_message, digest_message, escape, incident_message
-from alerts.slack import Posted, SlackError, SlackRateLimited, SlackRejected, SlackUnavailable
-from common import clients
-from common.settings import AlertsSettings
 
-SAFETY_MARGIN_SECONDS = 5.0
-"""Time kept back at the end of an invocation for reporting and the idempotency writes."""
+RECORD_SECONDS = 3.0
+"""Kept after a post's own timeout: the ledger's write and the invocation's report. A post only
+starts when its timeout and this still fit in the invocation, so it never outlives it."""
+BACKOFF_BASE_SECONDS = 30
+BACKOFF_CAP_SECONDS = 3600
 
 
-class Ledger(Protocol):
-    """Which notifications already reached Slack (Powertools idempotency, in production)."""
-
-    def once(self, key: str, post: Callable[[], Posted]) -> bool:
-        """Run `post` unless `key` was delivered before; True when it posted now."""
-
-    def delivered(self, key: str) -> bool: ...
-
-    def record(self, key: str) -> None: ...
+def backoff(receive_count: int) -> int:
+    """Seconds before a record that failed on its `receive_count`-th receive comes back: 30 s,
+    doubling, at most an hour (README.md, "When Slack is down", adds these up)."""
+    return int(min(BACKOFF_BASE_SECONDS * 2 ** max(receive_count - 1, 0), BACKOFF_CAP_SECONDS))
 
 
 class Clock(Protocol):
@@ -58,213 +55,252 @@ class RealClock:
 
 
 class Pacer:
-    """When this container last posted. Module state on purpose: a warm container handles its
-    batches one after another, so pacing holds across invocations, and the event source runs
-    at most MaximumConcurrency containers."""
+    """When this instance last posted to each channel, and until when a channel asked it to
+    wait. Module state on purpose: a warm instance handles its batches one after another, so
+    pacing and Retry-After hold across invocations."""
 
     def __init__(self) -> None:
-        self.last_post: float | None = None
+        self.last_post: dict[str, float] = {}
+        self.blocked_until: dict[str, float] = {}
 
 
 PACER = Pacer()
 
 
-class OutOfTime(SlackError):
-    """Not enough of the invocation is left to post (or to wait for Slack): back to the queue."""
+class OutOfTime(ChannelError):
+    """Not enough of the invocation is left to post (or to wait): back to the queue at once."""
+
+
+@dataclass(frozen=True)
+class Record:
+    record_id: str
+    note: Notification
+    receive_count: int = 1
 
 
 @dataclass
 class Outcome:
     """What happened to a batch, for the response, the logs and the metrics."""
 
-    failed: set[str] = field(default_factory=set)
-    """Record ids to report as batchItemFailures."""
-    posts: int = 0
-    digests: int = 0
-    duplicates: int = 0
-    rate_limited: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    """Record id -> seconds until it should be received again."""
+    counts: Counter[str] = field(default_factory=Counter)
+    """Metric name -> count (SlackPosts, EmailDigests, SlackRejected, ...)."""
     rejected: list[str] = field(default_factory=list)
-    """Slack's own reasons for rejected posts (invalid_payload, channel_is_archived, ...)."""
     errors: list[str] = field(default_factory=list)
+
+    def fail(self, records: Sequence[Record], delay: float) -> None:
+        for r in records:
+            self.failed[r.record_id] = max(self.failed.get(r.record_id, 0), int(delay + 0.999))
+
+
+@dataclass
+class Unit:
+    """One post: the keys it delivers, its message, and its minimal form."""
+
+    keys: list[str]
+    full: Callable[[], Any]
+    minimal: Callable[[], Any] | None
+    digest: bool = False
 
 
 @dataclass
 class Deliverer:
-    settings: AlertsSettings
-    post: Callable[[dict[str, Any]], Posted]
+    channels: Sequence[Channel]
     ledger: Ledger
+    digest_threshold: int
     remaining_seconds: Callable[[], float]
+    region: str | None = None
+    log_groups: Sequence[str] = ()
     clock: Clock = field(default_factory=RealClock)
     pacer: Pacer = field(default_factory=lambda: PACER)
+    max_attempts: int = 3
 
-    def _pace(self) -> None:
-        if self.pacer.last_post is None:
-            return
-        wait = self.pacer.last_post + self.settings.min_post_interval - self.clock.monotonic()
-        if wait > 0:
-            self._ensure_time(wait)
-            self.clock.sleep(wait)
-
-    def _ensure_time(self, seconds: float) -> None:
-        if self.remaining_seconds() - seconds < SAFETY_MARGIN_SECONDS:
-            raise OutOfTime("not enough time left in this invocation")
-
-    def _post_paced(self, payload: dict[str, Any], outcome: Outcome) -> Posted:
-        """One Slack post, paced, retried while Slack says so and time allows."""
-        backoff = 1.0
-        for attempt in range(1, self.settings.max_attempts + 1):
-            self._pace()
-            self._ensure_time(0)
-            try:
-                self.pacer.last_post = self.clock.monotonic()
-                answer = self.post(payload)
-                outcome.posts += 1
-                return answer
-            except SlackRateLimited as err:
-                outcome.rate_limited += 1
-                if attempt == self.settings.max_attempts:
-                    raise
-                self._ensure_time(err.retry_after)
-                self.clock.sleep(err.retry_after)
-            except SlackUnavailable:
-                if attempt == self.settings.max_attempts:
-                    raise
-                self._ensure_time(backoff)
-                self.clock.sleep(backoff)
-                backoff *= 2
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def deliver(self, batch: Sequence[tuple[str, Notification]]) -> Outcome:
-        """Post the batch; returns which records failed."""
+    def deliver(self, records: Sequence[Record]) -> Outcome:
         outcome = Outcome()
-        incidents: dict[str, list[str]] = {}
-        first: dict[str, Notification] = {}
-        others: list[tuple[str, Notification]] = []
-        for record_id, note in batch:
-            if note.kind == "incident":
-                incidents.setdefault(note.key, []).append(record_id)
-                first.setdefault(note.key, note)
-            else:
-                others.append((record_id, note))
-        outcome.duplicates += sum(len(ids) - 1 for ids in incidents.values())
-
-        # Alarms and other messages first: rare, and often the most urgent.
-        for record_id, note in others:
-            payload = alarm_message(note.document) if note.kind == "alarm" else _other(note)
-            self._one(note.key, payload, [record_id], outcome)
-
-        if len(incidents) > self.settings.digest_threshold:
-            self._digest(incidents, first, outcome)
-        else:
-            for key, record_ids in incidents.items():
-                self._one(key, incident_message(first[key].document), record_ids, outcome)
+        for channel in self.channels:
+            self._deliver_to(channel, [r for r in records if channel.accepts(r.note)], outcome)
         return outcome
 
-    def _one(
-        self, key: str, payload: dict[str, Any], record_ids: list[str], outcome: Outcome
-    ) -> None:
-        try:
-            posted = self.ledger.once(key, lambda: self._post_paced(payload, outcome))
-            if not posted:
-                outcome.duplicates += 1
-        except SlackRejected as err:
-            outcome.rejected.append(f"HTTP {err.status} {err.reason}")
-            outcome.failed.update(record_ids)
-        except SlackError as err:
-            outcome.errors.append(str(err))
-            outcome.failed.update(record_ids)
-        except IdempotencyAlreadyInProgressError:
-            outcome.errors.append("another invocation is posting the same notification")
-            outcome.failed.update(record_ids)
-        except (ClientError, BotoCoreError) as err:
-            outcome.errors.append(f"idempotency store: {type(err).__name__}")
-            outcome.failed.update(record_ids)
+    # --- one channel ------------------------------------------------------------------------
 
-    def _digest(
-        self,
-        incidents: Mapping[str, list[str]],
-        first: Mapping[str, Notification],
-        outcome: Outcome,
-    ) -> None:
-        try:
-            fresh = [key for key in incidents if not self.ledger.delivered(key)]
-        except (ClientError, BotoCoreError) as err:
-            outcome.errors.append(f"idempotency store: {type(err).__name__}")
-            outcome.failed.update(r for ids in incidents.values() for r in ids)
-            return
-        outcome.duplicates += len(incidents) - len(fresh)
-        if not fresh:
-            return
-        payload = digest_message([first[key].document for key in fresh])
-        try:
-            self._post_paced(payload, outcome)
-        except SlackRejected as err:
-            outcome.rejected.append(f"HTTP {err.status} {err.reason}")
-            outcome.failed.update(r for key in fresh for r in incidents[key])
-            return
-        except SlackError as err:
-            outcome.errors.append(str(err))
-            outcome.failed.update(r for key in fresh for r in incidents[key])
-            return
-        outcome.digests += 1
-        for key in fresh:
+    def _deliver_to(self, channel: Channel, records: Sequence[Record], outcome: Outcome) -> None:
+        by_key: dict[str, list[Record]] = {}
+        for r in records:
+            by_key.setdefault(r.note.key, []).append(r)
+        outcome.counts[f"{channel.metric}Duplicates"] += len(records) - len(by_key)
+        units = self._units(channel, self._claim(channel, by_key, outcome), by_key)
+        stopped: ChannelError | None = None
+        for unit in units:
+            recs = [r for k in unit.keys for r in by_key[k]]
+            if stopped is not None:
+                # The channel refused everything or is down: do not hammer it; back they go.
+                self._give_back(channel, unit, recs, stopped, outcome, counted=True)
+                continue
             try:
-                self.ledger.record(key)
-            except (ClientError, BotoCoreError) as err:
-                # The digest was posted: its records must not come back for another post.
-                outcome.errors.append(f"idempotency store: {type(err).__name__} after posting")
+                self._post_unit(channel, unit, outcome)
+            except ChannelError as err:
+                self._give_back(channel, unit, recs, err, outcome)
+                if not isinstance(err, Rejected) or not err.payload:
+                    stopped = err
+                continue
+            for key in unit.keys:
+                problem = self.ledger.done(f"{channel.name}:{key}")
+                if problem:
+                    outcome.errors.append(
+                        f"{channel.name}: posted {key}, but the ledger could not record it "
+                        f"({problem}); its claim will expire"
+                    )
 
+    def _claim(
+        self, channel: Channel, by_key: Mapping[str, list[Record]], outcome: Outcome
+    ) -> list[str]:
+        """The keys this instance may post now; the rest are duplicates or go back."""
+        hold = self.remaining_seconds() + 30
+        mine: list[str] = []
+        for key, recs in by_key.items():
+            claimed = self.ledger.claim(f"{channel.name}:{key}", hold)
+            if claimed.state is Claim.DONE:
+                outcome.counts[f"{channel.metric}Duplicates"] += 1
+            elif claimed.state is Claim.BUSY:
+                outcome.errors.append(f"{channel.name}: another instance is posting {key}")
+                outcome.fail(recs, claimed.retry_in)
+            elif claimed.state is Claim.UNKNOWN:
+                outcome.errors.append(f"{channel.name}: delivery ledger: {claimed.error}")
+                outcome.fail(recs, self._backoff(recs))
+            else:
+                mine.append(key)
+        return mine
 
-def _other(note: Notification) -> dict[str, Any]:
-    subject = note.subject or "Message on the alerts topic"
-    text = str(note.document.get("text") or "")
-    return {
-        "text": escape(f"{subject}: {text}")[:3000],
-        "blocks": [
-            {
-                "type": "header",
-                "text": {"type": "plain_text", "text": " ".join(subject.split())[:150]},
-            },
-            {"type": "section", "text": {"type": "mrkdwn", "text": escape(text)[:2990] or "-"}},
-        ],
-    }
+    def _units(
+        self, channel: Channel, keys: list[str], by_key: Mapping[str, list[Record]]
+    ) -> list[Unit]:
+        """Alarms and other messages first (rare, often the most urgent), then the incidents:
+        one digest when more than the threshold are fresh, else one post each."""
+        notes = {k: by_key[k][0].note for k in keys}
+        incidents = [k for k in keys if notes[k].kind == "incident"]
+        units = [self._other_unit(channel, k, notes[k]) for k in keys if k not in incidents]
+        if len(incidents) > self.digest_threshold:
+            documents = [notes[k].document for k in incidents]
+            digest = digest_of(documents, region=self.region, log_groups=self.log_groups)
+            units.append(
+                Unit(
+                    incidents,
+                    lambda: channel.digest(digest),
+                    lambda: channel.minimal_digest(digest),
+                    digest=True,
+                )
+            )
+        else:
+            units += [self._incident_unit(channel, k, notes[k].document) for k in incidents]
+        return units
 
+    def _other_unit(self, channel: Channel, key: str, note: Notification) -> Unit:
+        if note.kind == "alarm":
+            return Unit([key], lambda: channel.alarm(note.document, note.subject), None)
+        text = str(note.document.get("text") or "")
+        return Unit([key], lambda: channel.other(note.subject, text), None)
 
-class PowertoolsLedger:
-    """The ledger on Powertools idempotency (its own DynamoDB table, records expire by TTL)."""
+    def _incident_unit(self, channel: Channel, key: str, doc: Mapping[str, Any]) -> Unit:
+        return Unit([key], lambda: channel.incident(doc), lambda: channel.minimal(doc))
 
-    KEY_PREFIX = "lock-janitor-slack"
-
-    def __init__(self, table: str, lambda_context: Any, expires_after_seconds: int = 86400) -> None:
-        self._store = DynamoDBPersistenceLayer(table_name=table, boto3_client=clients.dynamodb())
-        self._config = IdempotencyConfig(
-            event_key_jmespath="key", expires_after_seconds=expires_after_seconds
-        )
-        self._config.register_lambda_context(lambda_context)
-        self._store.configure(self._config, key_prefix=self.KEY_PREFIX)
-        self._idempotent = idempotent_function(
-            data_keyword_argument="item",
-            persistence_store=self._store,
-            config=self._config,
-            key_prefix=self.KEY_PREFIX,
-        )
-
-    def once(self, key: str, post: Callable[[], Posted]) -> bool:
-        ran: list[bool] = []
-
-        def deliver(item: dict[str, str]) -> dict[str, Any]:
-            ran.append(True)
-            return {"status": post().status}
-
-        self._idempotent(deliver)(item={"key": key})
-        return bool(ran)
-
-    def delivered(self, key: str) -> bool:
+    def _post_unit(self, channel: Channel, unit: Unit, outcome: Outcome) -> None:
         try:
-            record = self._store.get_record({"key": key})
-        except IdempotencyItemNotFoundError:
-            return False
-        return record is not None and record.status == "COMPLETED" and not record.is_expired
+            self._post(channel, unit.full(), outcome)
+        except Rejected as err:
+            if not err.payload or unit.minimal is None:
+                raise
+            outcome.rejected.append(f"{channel.name}: {err} (posting the minimal form)")
+            outcome.counts[f"{channel.metric}Rejected"] += 1
+            self._post(channel, unit.minimal(), outcome)
+            outcome.counts[f"{channel.metric}Minimal"] += 1
+        if unit.digest:
+            outcome.counts[f"{channel.metric}Digests"] += 1
 
-    def record(self, key: str) -> None:
-        self._store.save_success({"key": key}, {"status": "digest"})
+    def _give_back(
+        self,
+        channel: Channel,
+        unit: Unit,
+        recs: Sequence[Record],
+        err: ChannelError,
+        outcome: Outcome,
+        *,
+        counted: bool = False,
+    ) -> None:
+        """`counted`: the error was already counted and logged (a unit not even tried)."""
+        for key in unit.keys:
+            self.ledger.release(f"{channel.name}:{key}")
+        if isinstance(err, Rejected):
+            if not counted:
+                outcome.rejected.append(f"{channel.name}: {err}")
+                outcome.counts[f"{channel.metric}Rejected"] += 1
+            outcome.fail(recs, self._backoff(recs))
+            return
+        if not counted:
+            outcome.errors.append(f"{channel.name}: {err}")
+        if isinstance(err, OutOfTime):
+            outcome.fail(recs, 0)
+        elif isinstance(err, RetryLater) and err.after is not None:
+            outcome.fail(recs, max(err.after, self._blocked_for(channel)))
+        else:
+            outcome.fail(recs, max(self._backoff(recs), self._blocked_for(channel)))
+
+    # --- one post -------------------------------------------------------------------------
+
+    def _post(self, channel: Channel, message: Any, outcome: Outcome) -> None:
+        """One post, paced, retried in place while the channel says so and time allows."""
+        wait = 1.0
+        for attempt in range(1, self.max_attempts + 1):
+            self._wait_turn(channel)
+            self._ensure_time(channel.post_timeout + RECORD_SECONDS)
+            self.pacer.last_post[channel.name] = self.clock.monotonic()
+            try:
+                channel.post(message, channel.post_timeout)
+            except RetryLater as err:
+                if err.after is not None:
+                    outcome.counts[f"{channel.metric}RateLimited"] += 1
+                    self.pacer.blocked_until[channel.name] = self.clock.monotonic() + err.after
+                if attempt == self.max_attempts:
+                    raise
+                if err.after is None:
+                    if not self._affordable(wait + channel.post_timeout + RECORD_SECONDS):
+                        raise
+                    self.clock.sleep(wait)
+                    wait *= 2
+                elif not self._affordable(err.after + channel.post_timeout + RECORD_SECONDS):
+                    raise
+                continue
+            outcome.counts[f"{channel.metric}Posts"] += 1
+            return
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait_turn(self, channel: Channel) -> None:
+        now = self.clock.monotonic()
+        until = self.pacer.blocked_until.get(channel.name, 0.0)
+        last = self.pacer.last_post.get(channel.name)
+        if last is not None:
+            until = max(until, last + channel.min_interval)
+        wait = until - now
+        if wait <= 0:
+            return
+        if not self._affordable(wait + channel.post_timeout + RECORD_SECONDS):
+            if self._blocked_for(channel) > 0:
+                raise RetryLater(
+                    "the channel asked to wait (Retry-After)", self._blocked_for(channel)
+                )
+            raise OutOfTime("not enough time left in this invocation to wait for a turn")
+        self.clock.sleep(wait)
+
+    def _blocked_for(self, channel: Channel) -> float:
+        return max(self.pacer.blocked_until.get(channel.name, 0.0) - self.clock.monotonic(), 0.0)
+
+    def _affordable(self, seconds: float) -> bool:
+        return self.remaining_seconds() >= seconds
+
+    def _ensure_time(self, seconds: float) -> None:
+        if not self._affordable(seconds):
+            raise OutOfTime("not enough time left in this invocation to post")
+
+    @staticmethod
+    def _backoff(recs: Sequence[Record]) -> int:
+        return backoff(max((r.receive_count for r in recs), default=1))

@@ -1,12 +1,13 @@
-"""AlertsFunction: batches from AlertsQueue (SNS notifications of AlertsTopic) to Slack.
-Thin: read the webhook, parse the records, deliver, report partial batch failures."""
+"""AlertsFunction: batches from AlertsQueue (SNS notifications of AlertsTopic) to every channel
+configured (Slack, email). Thin: settings, channels, parse the records, deliver, send the failed
+records back with the delay each needs, report partial batch failures."""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
-from urllib.parse import urlsplit
+import uuid
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,23 +18,33 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.parameters import GetParameterError
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
-from alerts import slack
-from alerts.deliver import Deliverer, Outcome, PowertoolsLedger
-from alerts.messages import Notification, UnreadableRecord, parse_notification
+from alerts.channels import Channel, ChannelError, Rejected, RetryLater
+from alerts.channels.email import Email
+from alerts.channels.slack import BadWebhook, Slack, checked_url
+from alerts.deliver import Deliverer, Outcome, Record, backoff
+from alerts.ledger import Ledger
+from alerts.messages import UnreadableRecord, parse_notification
+from common import clients
 from common.settings import AlertsSettings, SettingsError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import ChangeMessageVisibilityBatchRequestEntryTypeDef as Entry
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "alerts")
 logger = Logger(service=SERVICE)
 metrics = Metrics(service=SERVICE)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 SECRET_MAX_AGE = 300
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+METRICS = ("Posts", "Digests", "Duplicates", "RateLimited", "Rejected", "Minimal")
+MAX_VISIBILITY = 43_200  # SQS: 12 hours
 
 
 class DeliveryFailed(Exception):
-    """The record's notification did not reach Slack; SQS will bring it back."""
+    """The record's notification did not reach every channel; SQS will bring it back."""
 
 
 def _url_in_json(raw: str) -> str:
@@ -56,23 +67,93 @@ def webhook_url(secret_arn: str) -> str:
     raw = str(parameters.get_secret(secret_arn, max_age=SECRET_MAX_AGE)).strip()
     if raw.startswith("{"):
         raw = _url_in_json(raw)
-    parts = urlsplit(raw)
-    loopback = parts.scheme == "http" and parts.hostname in LOOPBACK
-    if not (parts.scheme == "https" or loopback) or not parts.hostname:
-        raise SettingsError("the Slack webhook secret does not hold an https:// URL")
-    return raw
+    try:
+        return checked_url(raw)
+    except BadWebhook as err:
+        raise SettingsError(str(err)) from None
 
 
-def _count(outcome: Outcome) -> None:
-    for name, value in (
-        ("SlackPosts", outcome.posts),
-        ("SlackDigests", outcome.digests),
-        ("SlackDuplicates", outcome.duplicates),
-        ("SlackRateLimited", outcome.rate_limited),
-        ("SlackRejected", len(outcome.rejected)),
-        ("SlackFailedRecords", len(outcome.failed)),
-    ):
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+def slack(secret_arn: str, min_interval: float) -> Slack:
+    """Slack, or, when its secret cannot be read or holds no usable URL, a Slack whose every
+    post fails with why (never the URL): Slack's records go back and are counted, email is
+    still fed."""
+    try:
+        return Slack(webhook_url(secret_arn), min_interval=min_interval)
+    except SettingsError as err:
+        broken: ChannelError = Rejected(str(err), payload=False)
+    except (ClientError, BotoCoreError, GetParameterError) as err:
+        # Powertools wraps the SDK's error (GetParameterError, the original as its context).
+        cause = err.__context__ if isinstance(err, GetParameterError) else err
+        code = (
+            str(cause.response.get("Error", {}).get("Code"))
+            if isinstance(cause, ClientError)
+            else type(cause or err).__name__
+        )
+        broken = RetryLater(f"cannot read the Slack webhook secret: {code}")
+    logger.error("Slack is not usable; its records go back to the queue", reason=str(broken))
+    return Slack("", min_interval=min_interval, broken=broken)
+
+
+def channels(settings: AlertsSettings) -> list[Channel]:
+    found: list[Channel] = []
+    if settings.slack_secret_arn:
+        found.append(slack(settings.slack_secret_arn, settings.min_post_interval))
+    if settings.email_topic_arn:
+        found.append(Email(clients.sns(), settings.email_topic_arn, settings.email_high_only))
+    return found
+
+
+def _records(event: dict[str, Any]) -> tuple[list[Record], set[str]]:
+    records: list[Record] = []
+    unreadable: set[str] = set()
+    for raw in event.get("Records", []):
+        message_id = str(raw.get("messageId"))
+        try:
+            note = parse_notification(str(raw.get("body") or ""))
+        except UnreadableRecord:
+            unreadable.add(message_id)
+            logger.error("Unreadable record: not an SNS notification", message_id=message_id)
+            continue
+        try:
+            receives = int((raw.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+        except (TypeError, ValueError):
+            receives = 1
+        records.append(Record(message_id, note, receives))
+    return records, unreadable
+
+
+def _send_back(settings: AlertsSettings, event: dict[str, Any], outcome: Outcome) -> None:
+    """Each failed record visible again when it can be delivered (Retry-After, a back-off), not
+    after the queue's visibility timeout."""
+    handles = {r.get("messageId"): r.get("receiptHandle") for r in event.get("Records", [])}
+    entries: list[Entry] = [
+        {
+            "Id": str(i),
+            "ReceiptHandle": str(handles[rid]),
+            "VisibilityTimeout": min(delay, MAX_VISIBILITY),
+        }
+        for i, (rid, delay) in enumerate(sorted(outcome.failed.items()))
+        if handles.get(rid)
+    ]
+    sqs = clients.sqs()
+    for start in range(0, len(entries), 10):
+        try:
+            answer = sqs.change_message_visibility_batch(
+                QueueUrl=settings.queue_url, Entries=entries[start : start + 10]
+            )
+        except (ClientError, BotoCoreError) as err:
+            logger.warning("Could not set when failed records come back", error=type(err).__name__)
+            continue
+        for failure in answer.get("Failed", []):
+            logger.warning("Could not set when a record comes back", code=failure.get("Code"))
+
+
+def _count(outcome: Outcome, names: list[str]) -> None:
+    for prefix in names:
+        for name in METRICS:
+            value = outcome.counts.get(f"{prefix}{name}", 0)
+            metrics.add_metric(name=f"{prefix}{name}", unit=MetricUnit.Count, value=value)
+    metrics.add_metric(name="FailedRecords", unit=MetricUnit.Count, value=len(outcome.failed))
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -82,43 +163,40 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if not event.get("Records"):
         logger.warning("Invoked without records: nothing to deliver")
         return {"batchItemFailures": []}
-    url = webhook_url(settings.secret_arn)
-
-    batch: list[tuple[str, Notification]] = []
-    unreadable: set[str] = set()
-    for record in event.get("Records", []):
-        try:
-            batch.append((record["messageId"], parse_notification(record.get("body", ""))))
-        except UnreadableRecord:
-            unreadable.add(record["messageId"])
-            logger.error(
-                "Unreadable record: not an SNS notification", message_id=record["messageId"]
-            )
-
+    records, unreadable = _records(event)
+    feeds = channels(settings)
     deliverer = Deliverer(
-        settings=settings,
-        post=lambda payload: slack.post(url, payload),
-        ledger=PowertoolsLedger(settings.idempotency_table, context),
+        channels=feeds,
+        ledger=Ledger(
+            clients.dynamodb(),
+            settings.ledger_table,
+            owner=f"{getattr(context, 'aws_request_id', '')}/{uuid.uuid4()}",
+        ),
+        digest_threshold=settings.digest_threshold,
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+        region=settings.region,
+        log_groups=settings.log_groups,
     )
-    outcome = deliverer.deliver(batch)
-    _count(outcome)
+    outcome = deliverer.deliver(records)
+    for rid in unreadable:
+        # Nothing will make it readable: straight to the dead-letter queue's count, slowly.
+        outcome.failed[rid] = backoff(5)
+    _count(outcome, [c.metric for c in feeds])
     for reason in outcome.rejected:
-        logger.error("Slack rejected a post: the webhook or the message is broken", slack=reason)
+        logger.error("A channel rejected a post", reason=reason)
     for error in outcome.errors:
         logger.warning("A post did not happen; its records go back to the queue", error=error)
-    failed = outcome.failed | unreadable
+    if outcome.failed:
+        _send_back(settings, event, outcome)
     logger.info(
         "Batch delivered",
         records=len(event.get("Records", [])),
-        posts=outcome.posts,
-        digests=outcome.digests,
-        duplicates=outcome.duplicates,
-        failed=len(failed),
+        failed=len(outcome.failed),
+        counts={k: v for k, v in sorted(outcome.counts.items()) if v},
     )
 
     def check(record: SQSRecord) -> None:
-        if record.message_id in failed:
+        if record.message_id in outcome.failed:
             raise DeliveryFailed(record.message_id)
 
     response = process_partial_response(

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
     from mypy_boto3_stepfunctions import SFNClient
 
 CONFIG = Config(
@@ -40,6 +41,11 @@ def sns() -> SNSClient:
 
 
 @cache
+def sqs() -> SQSClient:
+    return boto3.client("sqs", config=CONFIG)
+
+
+@cache
 def stepfunctions() -> SFNClient:
     return boto3.client("stepfunctions", config=CONFIG)
 
@@ -61,5 +67,5 @@ def aws() -> Aws:
 
 def reset() -> None:
     """Forget every client (tests switch mocks between cases)."""
-    for factory in (dynamodb, ecs, sns, stepfunctions):
+    for factory in (dynamodb, ecs, sns, sqs, stepfunctions):
         factory.cache_clear()

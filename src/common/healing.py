@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from common.clients import Aws
+from common.ecs_task import LOG_CONFIGS
+from common.incident import Incident
 from common.lock_table import (
     Fence,
     Outcome,
@@ -17,7 +19,7 @@ from common.lock_table import (
     release,
     take,
 )
-from common.repair import Plan, Snapshot, decide, why_stop, with_task, without_task
+from common.repair import Plan, Snapshot, decide, report, why_stop, with_task, without_task
 from common.task_input import TaskInput
 from common.triage import LOCK_HELD_ERROR
 from common.truth import (
@@ -69,6 +71,16 @@ class Healer:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     outcome: Outcome | None = None
     """The LastOutcome to record on a release; None: the execution's own status."""
+
+    def report(self, healed: Healed, reported_by: str) -> Incident | None:
+        """The incident for a healed execution (common.repair.report), with links to its failed
+        task's logs when its task definition logs to CloudWatch (read once per revision)."""
+        incident = report(healed.after, reported_by, taken_over_from=healed.taken_over_from)
+        task = incident.task if incident else None
+        if incident is None or task is None or not task.task_definition_arn:
+            return incident
+        logs = LOG_CONFIGS.lookup(self.aws.ecs, task.task_definition_arn, task.region or "")
+        return replace(incident, task=replace(task, logs=logs)) if logs else incident
 
     def snapshot(
         self, arn: str, execution: ExecutionTruth | None = None, hint: TaskInput | None = None

@@ -8,15 +8,24 @@ format for subscribers; `version` changes if a field ever changes meaning."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from common.ecs_task import StoppedTask
+from common.text import ascii_line, cut, one_line, utf8_len, without_controls
+
 FORMAT_VERSION = 1
-SUBJECT_LIMIT = 99  # SNS: under 100 characters, no line breaks
-CAUSE_LIMIT = 8000  # keeps the message (text + JSON) far below SNS's 256 KB
+SUBJECT_LIMIT = 99
+"""SNS: a subject under 100 characters, no line breaks or control characters; AWS's own SNS
+receivers treat non-ASCII as invalid too, so subjects are printable ASCII."""
+CAUSE_LIMIT_BYTES = 8000
+"""The cause kept in the document, in UTF-8 bytes."""
+SNS_MESSAGE_BUDGET = 240_000
+"""SNS takes 262,144 bytes (message, subject and attributes together); this leaves room."""
 
 
 class Severity(StrEnum):
@@ -126,6 +135,11 @@ class Incident:
     start_ms: int | None = None
     stop_ms: int | None = None
     reported_by: str = "janitor"
+    headline: str = ""
+    """What happened in one line (from common.triage), without the task's name."""
+    task: StoppedTask | None = None
+    """The failed run's task as its cause describes it (container, exit code, logs)."""
+    timeout_seconds: int | None = None
     incident_key: str | None = None
     """What the incident is about when it is not the execution itself (a lock id, a task ARN):
     part of the id."""
@@ -151,13 +165,21 @@ class Incident:
         return round((self.stop_ms - self.start_ms) / 1000, 3)
 
     @property
-    def task(self) -> str:
+    def task_name(self) -> str:
         return self.lock_id or "unknown task"
 
-    def to_json(self) -> dict[str, Any]:
-        cause = self.cause
-        if cause is not None and len(cause) > CAUSE_LIMIT:
-            cause = cause[: CAUSE_LIMIT - 1] + "…"
+    @property
+    def summary(self) -> str:
+        """The task's name and what happened, in one line."""
+        what = self.headline or f"{self.status.lower()} ({self.kind})"
+        if self.lock_id is None:
+            return what[:1].upper() + what[1:]
+        return f"{self.lock_id}: {what}"
+
+    def to_json(self, cause_limit: int = CAUSE_LIMIT_BYTES) -> dict[str, Any]:
+        cause = None
+        if self.cause is not None:
+            cause = cut(without_controls(self.cause), cause_limit, units="utf8")
         return {
             "version": FORMAT_VERSION,
             "id": self.id,
@@ -172,8 +194,11 @@ class Incident:
                 "consoleUrl": self.execution.console_url,
                 "redriveCount": self.execution.redrive_count,
             },
+            "summary": self.summary,
             "error": self.error,
             "cause": cause,
+            "task": self.task.to_json() if self.task else None,
+            "timeoutSeconds": self.timeout_seconds,
             "startedAt": iso_from_millis(self.start_ms),
             "stoppedAt": iso_from_millis(self.stop_ms),
             "durationSeconds": self.duration_seconds,
@@ -184,61 +209,133 @@ class Incident:
         }
 
     def subject(self) -> str:
-        text = f"[lock-janitor] {self.severity.value.upper()} {self.status} {self.task}: "
-        text += self.execution.name
-        text = " ".join(text.split())  # no line breaks, whatever the names hold
-        return text if len(text) <= SUBJECT_LIMIT else text[: SUBJECT_LIMIT - 1] + "…"
+        return subject_of(self.to_json())
 
-    def text(self) -> str:
-        """The readable text email and pager subscribers receive."""
-        doc = self.to_json()
-        r = self.repairs
-        lines = [
-            f"{self.status}: task {self.task}, execution {self.execution.name}",
-            f"Severity: {self.severity.value}",
-            f"What to do: {self.action}",
-            "",
-            f"Lock: {r.lock_detail}",
-            f"Tasks stopped: {', '.join(r.tasks_stopped) or 'none'}",
-        ]
-        if r.tasks_already_stopped or r.tasks_gone:
-            done = r.tasks_already_stopped + r.tasks_gone
-            lines.append(f"Tasks already stopped or gone: {', '.join(done)}")
-        lines += [
-            "",
-            f"Error: {self.error or '-'}",
-            f"Cause: {doc['cause'] or '-'}",
-            f"Started: {doc['startedAt'] or '-'}   Stopped: {doc['stoppedAt'] or '-'}"
-            f"   Duration: {self._duration_text()}",
-            f"Execution: {self.execution.arn}",
-            f"Console: {self.execution.console_url}",
-            f"Incident {self.id}, reported by {self.reported_by} at {self.detected_at}",
-        ]
-        return "\n".join(lines)
-
-    def _duration_text(self) -> str:
-        seconds = self.duration_seconds
-        if seconds is None:
-            return "-"
-        minutes, secs = divmod(int(seconds), 60)
-        hours, minutes = divmod(minutes, 60)
-        return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+    def log_fields(self) -> dict[str, Any]:
+        """The incident's "Incident" log line: what a digest's Logs Insights link lists."""
+        return {
+            "incidentId": self.id,
+            "kind": self.kind,
+            "severity": self.severity.value,
+            "status": self.status,
+            "lockId": self.lock_id,
+            "summary": cut(one_line(self.summary), 500),
+            "executionArn": self.execution.arn,
+        }
 
     def sns_publish_args(self, topic_arn: str) -> dict[str, Any]:
-        """Arguments of sns.publish for this incident."""
-        document = json.dumps(self.to_json(), separators=(",", ":"))
-        text = self.text()
+        """Arguments of sns.publish for this incident: the document for SQS and Lambda
+        subscribers, the readable text for every other protocol; within SNS's size limit
+        whatever the cause holds (the cause is cut further until it fits)."""
+        limit = CAUSE_LIMIT_BYTES
+        while True:
+            document = self.to_json(cause_limit=limit)
+            raw = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+            text = incident_text(document)
+            message = json.dumps(
+                {"default": text, "sqs": raw, "lambda": raw},
+                separators=(",", ":"),
+                ensure_ascii=False,
+            )
+            if utf8_len(message) <= SNS_MESSAGE_BUDGET or limit <= 0:
+                break
+            limit //= 2
         return {
             "TopicArn": topic_arn,
-            "Subject": self.subject(),
+            "Subject": subject_of(document),
             "MessageStructure": "json",
-            "Message": json.dumps(
-                {"default": text, "email": text, "sqs": document, "lambda": document}
-            ),
+            "Message": message,
             "MessageAttributes": {
                 "severity": {"DataType": "String", "StringValue": self.severity.value},
-                "status": {"DataType": "String", "StringValue": self.status},
-                "lockId": {"DataType": "String", "StringValue": self.lock_id or "unknown"},
+                "status": {"DataType": "String", "StringValue": ascii_line(self.status, 256)},
+                "lockId": {
+                    "DataType": "String",
+                    "StringValue": cut(self.lock_id or "unknown", 1024, units="utf8"),
+                },
                 "kind": {"DataType": "String", "StringValue": self.kind},
             },
         }
+
+
+_CONSOLE = re.compile(
+    r"^https://[a-z]{2}(-[a-z]+)+-\d\.console\.(aws\.amazon\.com|amazonaws\.cn)/[^\s<>|]*$"
+)
+
+
+_EMPTY_CAUSE = re.compile(r"^\s*([A-Za-z][\w.]*:?\s*)?$")
+
+
+def shown_cause(doc: dict[str, Any]) -> str | None:
+    """The cause worth showing: none when the task was read from it (its fields say more) or
+    when it says nothing but an error's name (`States.Timeout: `)."""
+    cause = doc.get("cause")
+    if not isinstance(cause, str) or doc.get("task") or _EMPTY_CAUSE.match(cause):
+        return None
+    return cause
+
+
+def is_console_url(url: object) -> bool:
+    """An https link to the AWS console of a real-looking region, with nothing that could end a
+    Slack link early."""
+    return isinstance(url, str) and _CONSOLE.match(url) is not None
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def subject_of(document: dict[str, Any]) -> str:
+    """An email subject for an incident document: severity, status and summary."""
+    severity = str(document.get("severity") or "?").upper()
+    summary = document.get("summary") or f"{document.get('lockId')}: {document.get('status')}"
+    return ascii_line(
+        f"[lock-janitor] {severity} {document.get('status')} {summary}", SUBJECT_LIMIT
+    )
+
+
+def incident_text(doc: dict[str, Any]) -> str:
+    """The readable text of an incident document (email, and SNS's default for every
+    protocol without a document of its own)."""
+    repairs = doc.get("repairs") or {}
+    execution = doc.get("execution") or {}
+    task = doc.get("task") or {}
+    lines = [
+        str(doc.get("summary") or doc.get("status")),
+        f"Severity: {doc.get('severity')}   Status: {doc.get('status')}",
+        f"What to do: {doc.get('action')}",
+        "",
+        f"Lock: {repairs.get('lockDetail') or '-'}",
+        f"Tasks stopped: {', '.join(repairs.get('tasksStopped') or []) or 'none'}",
+    ]
+    done = (repairs.get("tasksAlreadyStopped") or []) + (repairs.get("tasksGone") or [])
+    if done:
+        lines.append(f"Tasks already stopped or gone: {', '.join(done)}")
+    if task:
+        lines += [
+            "",
+            f"Task: {task.get('arn')}",
+            f"Container: {task.get('container') or '-'}   Exit code: "
+            f"{'-' if task.get('exitCode') is None else task.get('exitCode')}",
+            f"Stopped: {task.get('stoppedReason') or '-'} ({task.get('stopCode') or '-'})",
+        ]
+        if task.get("containerReason"):
+            lines.append(f"Container reason: {task['containerReason']}")
+        if is_console_url(task.get("consoleUrl")):
+            lines.append(f"Task in the console: {task['consoleUrl']}")
+        if is_console_url(task.get("logUrl")):
+            lines.append(f"Logs: {task['logUrl']}")
+    lines += ["", f"Error: {doc.get('error') or '-'}"]
+    if cause := shown_cause(doc):
+        lines.append(f"Cause: {cause}")
+    lines += [
+        f"Started: {doc.get('startedAt') or '-'}   Stopped: {doc.get('stoppedAt') or '-'}"
+        f"   Duration: {duration_text(doc.get('durationSeconds'))}",
+        f"Execution: {execution.get('arn')}",
+        f"Console: {url if is_console_url(url := execution.get('consoleUrl')) else '-'}",
+        f"Incident {doc.get('id')}, reported by {doc.get('reportedBy')} at {doc.get('detectedAt')}",
+    ]
+    return without_controls("\n".join(str(line) for line in lines))

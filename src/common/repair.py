@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from common.ecs_task import stopped_task
 from common.incident import Execution, Incident, Repairs
 from common.lock_table import Lock, Outcome, ReleasedBy
 from common.triage import ended, redriven, unlocked
@@ -201,8 +202,16 @@ def report(s: Snapshot, reported_by: str, *, taken_over_from: str | None = None)
     e = s.execution
     repairs = repairs_of(s, taken_over_from=taken_over_from)
     kind = kind_of(s)
+    task = stopped_task(e.cause)
     if kind == "execution":
-        triage = ended(e.status, e.error, repairs, reported_by)
+        triage = ended(
+            e.status,
+            e.error,
+            repairs,
+            reported_by,
+            task=task,
+            timeout_seconds=e.input.timeout_seconds,
+        )
     elif kind == "redrive":
         triage = redriven(repairs, reported_by)
     elif repairs.claims:
@@ -222,6 +231,9 @@ def report(s: Snapshot, reported_by: str, *, taken_over_from: str | None = None)
         start_ms=e.start_ms,
         stop_ms=e.stop_ms,
         reported_by=reported_by,
+        headline=triage.headline,
+        task=task,
+        timeout_seconds=e.input.timeout_seconds,
     )
 
 

@@ -68,24 +68,47 @@ class ReconcilerSettings:
 
 @dataclass(frozen=True)
 class AlertsSettings:
-    secret_arn: str
-    idempotency_table: str
+    """The alerts function: which channels it feeds, and how."""
+
+    ledger_table: str
+    queue_url: str
     digest_threshold: int
     min_post_interval: float
-    max_attempts: int = 3
+    slack_secret_arn: str | None
+    """None: no Slack."""
+    email_topic_arn: str | None
+    """None: incidents do not go to email (its alarms still do, straight from CloudWatch)."""
+    email_high_only: bool
+    region: str | None
+    log_groups: tuple[str, ...]
+    """Where the janitor and the reconciler log each incident (a digest links a query on them)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> AlertsSettings:
         try:
-            threshold = int(require(environ, "SLACK_DIGEST_THRESHOLD"))
+            threshold = int(require(environ, "DIGEST_THRESHOLD"))
             interval = float(require(environ, "SLACK_MIN_POST_INTERVAL_SECONDS"))
         except ValueError as err:
             raise SettingsError(f"bad number in the alerts settings: {err}") from None
-        if threshold < 1 or interval < 0:
-            raise SettingsError("SLACK_DIGEST_THRESHOLD >= 1 and an interval >= 0, please")
+        if threshold < 1 or not interval >= 0:
+            raise SettingsError("DIGEST_THRESHOLD >= 1 and an interval >= 0, please")
+        email = environ.get("EMAIL_INCIDENTS", "").strip() or "all"
+        if email not in {"all", "high", "none"}:
+            raise SettingsError(f"EMAIL_INCIDENTS must be all, high or none, not {email!r}")
+        topic = environ.get("EMAIL_TOPIC_ARN", "").strip()
+        slack = environ.get("SLACK_WEBHOOK_SECRET_ARN", "").strip()
+        if not slack and (email == "none" or not topic):
+            raise SettingsError("no channel for incidents: neither Slack nor email is configured")
         return cls(
-            secret_arn=require(environ, "SLACK_WEBHOOK_SECRET_ARN"),
-            idempotency_table=require(environ, "IDEMPOTENCY_TABLE_NAME"),
+            ledger_table=require(environ, "IDEMPOTENCY_TABLE_NAME"),
+            queue_url=require(environ, "ALERTS_QUEUE_URL"),
             digest_threshold=threshold,
             min_post_interval=interval,
+            slack_secret_arn=slack or None,
+            email_topic_arn=topic if topic and email != "none" else None,
+            email_high_only=email == "high",
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None,
+            log_groups=tuple(
+                g.strip() for g in environ.get("INCIDENT_LOG_GROUPS", "").split(",") if g.strip()
+            ),
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.ecs_task import StoppedTask
 from common.incident import Repairs, Severity
 from common.task_input import INVALID_INPUT_ERROR
 
@@ -19,6 +20,19 @@ RUN_TIMEOUT_ERROR = "Task.Timeout"
 class Triage:
     severity: Severity
     action: str
+    headline: str = ""
+    """What happened, in one line (the incident's summary, after the task's name): the first
+    thing on-call reads."""
+
+
+def _what_failed(task: StoppedTask | None, error: str | None) -> str:
+    failed = task.failed_container if task else None
+    if failed is not None and failed.exit_code is not None:
+        why = f" ({task.stopped_reason})" if task and task.stopped_reason else ""
+        return f"container {failed.name} exited with code {failed.exit_code}{why}"
+    if task is not None and task.stopped_reason:
+        return f"the task stopped: {task.stopped_reason}"
+    return f"the run failed ({error or 'no error given'})"
 
 
 def _missed(reported_by: str) -> str:
@@ -31,23 +45,32 @@ def _missed(reported_by: str) -> str:
 
 
 def ended(  # noqa: PLR0911 - a decision table
-    status: str, error: str | None, repairs: Repairs, reported_by: str
+    status: str,
+    error: str | None,
+    repairs: Repairs,
+    reported_by: str,
+    *,
+    task: StoppedTask | None = None,
+    timeout_seconds: int | None = None,
 ) -> Triage:
     """An execution that ended (FAILED, TIMED_OUT, ABORTED; MISSING when Step Functions no
     longer knows it)."""
     missed = _missed(reported_by)
+    done = _done(repairs)
     if error == INVALID_INPUT_ERROR:
         return Triage(
             Severity.HIGH,
             "The state machine refused this execution's input before taking any lock (the "
             "cause says what is wrong). Fix the schedule's input; until then this task never "
             "runs.",
+            "the schedule's input was refused; no lock was taken and nothing ran",
         )
     if status == "ABORTED" and error == LOCK_HELD_ERROR:
         return Triage(
             Severity.LOW,
             "Follow-up of a redrive the janitor stopped because another run held the lock "
             "(see that incident). Nothing more to do." + missed,
+            "the redriven run stopped so it would not overlap the lock's holder",
         )
     if status == "ABORTED":
         return Triage(
@@ -55,6 +78,7 @@ def ended(  # noqa: PLR0911 - a decision table
             "Someone or something stopped this execution (StopExecution, a redeploy); its "
             "task was stopped before its lock was released. If the stop was not expected, find "
             "who called StopExecution in CloudTrail." + missed,
+            f"the execution was stopped (ABORTED); {done}",
         )
     if status == "TIMED_OUT":
         return Triage(
@@ -63,19 +87,23 @@ def ended(  # noqa: PLR0911 - a decision table
             "stopped before its lock was released. Find out why the run took so long; if it "
             "legitimately does, raise the task's timeoutSeconds and ExecutionTimeoutSeconds."
             + missed,
+            f"the execution ran past ExecutionTimeoutSeconds; {done}",
         )
     if error == RUN_TIMEOUT_ERROR:
+        limit = f" ({timeout_seconds} s)" if timeout_seconds else ""
         return Triage(
             Severity.HIGH,
-            "The task outran its timeoutSeconds. It was stopped, then its lock was released, so "
-            "the next run never overlaps it. Read the task's logs for why it hung or ran long; "
-            "raise timeoutSeconds if it legitimately takes longer." + missed,
+            f"The task outran its timeoutSeconds{limit}. It was stopped, then its lock was "
+            "released, so the next run never overlaps it. Read the task's logs for why it hung "
+            "or ran long; raise timeoutSeconds if it legitimately takes longer." + missed,
+            f"the task ran past its timeoutSeconds{limit}; {done}",
         )
     if status == "MISSING":
         return Triage(
             Severity.HIGH,
             "A lock was held by an execution Step Functions no longer knows (past its "
             "retention, or its state machine was deleted); the lock was released." + missed,
+            "the lock's holder no longer exists; the lock was released",
         )
     if repairs.tasks_stopped or (repairs.claims and reported_by == "reconciler"):
         return Triage(
@@ -83,13 +111,22 @@ def ended(  # noqa: PLR0911 - a decision table
             "The run failed and left a task running (one that started unseen, say, when ECS "
             "answered RunTask with a server error); it was stopped before the lock was "
             "released. Read the error and cause, then the task's logs." + missed,
+            f"{_what_failed(task, error)}; {done}",
         )
     return Triage(
         Severity.MEDIUM,
         "The task failed; its lock was released once no task of the run could still run, so "
         "the next scheduled run will try again. Read the error and cause, then the task's "
         "logs; fix the job if it keeps failing." + missed,
+        f"{_what_failed(task, error)}",
     )
+
+
+def _done(repairs: Repairs) -> str:
+    stopped = len(repairs.tasks_stopped)
+    tasks = f"{stopped} task{'s' if stopped != 1 else ''} stopped" if stopped else "no task left"
+    lock = "lock released" if repairs.lock in {"released", "already_free"} else repairs.lock
+    return f"{tasks}, {lock.replace('_', ' ')}"
 
 
 def redriven(repairs: Repairs, reported_by: str) -> Triage:
@@ -101,6 +138,7 @@ def redriven(repairs: Repairs, reported_by: str) -> Triage:
             "The redriven execution was stopped so two runs never overlap: another live run "
             "holds the lock. To re-run the task, start a new execution once the holder has "
             "finished." + missed,
+            "a redriven run was stopped: another live run holds its lock",
         )
     if repairs.lock == "taken_over":
         return Triage(
@@ -108,10 +146,12 @@ def redriven(repairs: Repairs, reported_by: str) -> Triage:
             "A dead execution still held the lock; its tasks were stopped and the lock now "
             "belongs to the redriven run. Check why the dead holder's lock was not released "
             "(janitor errors, a lost event)." + missed,
+            "a redriven run took its lock over from a dead holder",
         )
     return Triage(
         Severity.LOW,
         "A redriven execution holds its lock again. Nothing to do." + missed,
+        "a redriven run holds its lock again",
     )
 
 
@@ -123,20 +163,24 @@ def unlocked(repairs: Repairs) -> Triage:
             "A run was running without its lock while another live run held it; it was "
             "stopped so the two do not overlap. Find out how it lost its lock (a lock edited "
             "by hand?).",
+            "a run without its lock was stopped: another live run holds it",
         )
     return Triage(
         Severity.HIGH,
         "A run was running without its lock; the lock was taken for it, so no other run "
         "starts beside it. Find out how it lost its lock (a lock edited by hand?).",
+        "a run was found running without its lock; the lock was taken for it",
     )
 
 
-def stuck() -> Triage:
+def stuck(timeout_seconds: int | None = None) -> Triage:
+    limit = f" ({timeout_seconds} s)" if timeout_seconds else ""
     return Triage(
         Severity.MEDIUM,
         "A run outlived its timeoutSeconds and the state machine has not stopped it. Look at "
         "the execution: if it is stuck, stop it (the janitor then stops the task and releases "
         "the lock).",
+        f"a run is still going past its timeoutSeconds{limit}; its lock stays",
     )
 
 
@@ -146,4 +190,5 @@ def unreadable(what: str) -> Triage:
         f"The reconciler could not read {what}, so it skipped it and healed everything else. "
         "Fix the cause it names (permissions, an item edited by hand); until then, whatever "
         "it guards is not healed.",
+        f"the reconciler could not read {what} and skipped it",
     )

@@ -69,5 +69,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     _count(result)
     if result.kept:
         logger.warning("Publish failed: the report is kept for the reconciler to publish")
+    for incident in result.reported:
+        logger.info("Incident", **incident)
     logger.info("Healed", **result.summary())
     return result.summary()

@@ -16,7 +16,6 @@ from common.clients import Aws
 from common.healing import Healed, Healer, aws_time
 from common.lock_table import ReleasedBy
 from common.pending import publish
-from common.repair import report
 from common.settings import JanitorSettings
 from common.status_event import MalformedEvent, StatusChange
 from common.task_input import TaskInput
@@ -49,6 +48,8 @@ class Result:
     severity: str | None = None
     kept: bool = False
     """The incident could not be published now and is kept for the reconciler to publish."""
+    reported: list[dict[str, Any]] = field(default_factory=list)
+    """Each incident published (or kept), as its "Incident" log line."""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -87,12 +88,14 @@ def heal(change: StatusChange, settings: JanitorSettings, aws: Aws) -> Result:
     if undone:
         raise RepairIncomplete(change.execution_arn, undone, result)
     for one in healed:
-        _report(one, settings, aws, result)
+        _report(healer, one, settings, aws, result)
     return result
 
 
-def _report(one: Healed, settings: JanitorSettings, aws: Aws, result: Result) -> None:
-    incident = report(one.after, "janitor", taken_over_from=one.taken_over_from)
+def _report(
+    healer: Healer, one: Healed, settings: JanitorSettings, aws: Aws, result: Result
+) -> None:
+    incident = healer.report(one, "janitor")
     if incident is None:
         return
     published = publish(
@@ -103,6 +106,7 @@ def _report(one: Healed, settings: JanitorSettings, aws: Aws, result: Result) ->
         topic_arn=settings.alerts_topic_arn,
         now=aws_time(),
     )
+    result.reported.append({**incident.log_fields(), "published": published})
     if one.after.execution.arn == result.execution_arn:
         result.lock = incident.repairs.lock
         result.incident_id, result.severity = incident.id, incident.severity.value

@@ -35,6 +35,8 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(dry_run=dry_run)
     result = Reconciler(settings, clients.aws(), dry_run=dry_run, log=_skipped).run()
     summary = result.to_json()
+    for incident in result.reported:
+        logger.info("Incident", **incident)
     for kind in sorted(set(result.incidents)):
         with single_metric(
             name="Incidents",

@@ -46,7 +46,7 @@ from common.lock_table import (
     scan_pages,
 )
 from common.pending import Pending, flush, is_pending, kept, publish
-from common.repair import decide, report
+from common.repair import decide
 from common.settings import ReconcilerSettings
 from common.triage import stuck, unreadable
 from common.truth import (
@@ -75,6 +75,8 @@ class Summary:
     left_alone: list[dict[str, str]] = field(default_factory=list)
     unreadable: list[dict[str, str]] = field(default_factory=list)
     incidents: list[str] = field(default_factory=list)
+    reported: list[dict[str, Any]] = field(default_factory=list)
+    """Each incident published (or kept), as its "Incident" log line."""
     """The kind of each incident published (or kept to be published)."""
     reports_flushed: int = 0
 
@@ -331,7 +333,7 @@ class Reconciler:
             self._unreadable(
                 summary, f"what {e.arn} left behind", "; ".join(healed.undone), e.arn, e.arn
             )
-        incident = report(healed.after, "reconciler", taken_over_from=healed.taken_over_from)
+        incident = self.healer.report(healed, "reconciler")
         if incident is not None and incident.repairs.claims:
             self._publish(incident, summary)
 
@@ -350,11 +352,13 @@ class Reconciler:
             now=aws_time(self.now),
         ):
             return
-        triage = stuck()
+        triage = stuck(lock.timeout_seconds)
         self._publish(
             Incident(
                 kind="stuck",
                 severity=triage.severity,
+                headline=triage.headline,
+                timeout_seconds=lock.timeout_seconds,
                 status=truth.status,
                 lock_id=lock.lock_id,
                 execution=_execution(truth),
@@ -386,6 +390,7 @@ class Reconciler:
         incident = Incident(
             kind="unreadable",
             severity=triage.severity,
+            headline=triage.headline,
             status="UNREADABLE",
             lock_id=None,
             execution=Execution(arn, arn.rsplit(":", 1)[-1], machine_of(arn) or machine),
@@ -403,7 +408,7 @@ class Reconciler:
             )
 
     def _publish(self, incident: Incident, summary: Summary) -> None:
-        publish(
+        published = publish(
             self.aws.sns,
             self.aws.dynamodb,
             self.settings.lock_table,
@@ -412,6 +417,7 @@ class Reconciler:
             now=aws_time(self.now),
         )
         summary.incidents.append(incident.kind)
+        summary.reported.append({**incident.log_fields(), "published": published})
 
 
 def _execution(truth: ExecutionTruth) -> Execution:

@@ -276,6 +276,26 @@ def test_every_log_line_carries_the_execution_the_lock_and_the_event_id(
     assert namespace == repairs["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "LockJanitor"
 
 
+def test_each_incident_is_one_incident_log_line_for_the_digests_query(
+    janitor: Janitor, machine: Machine, logs: io.StringIO
+) -> None:
+    """A digest links a Logs Insights query for `message = "Incident"`: the janitor logs one
+    such line per incident it reports, with what the query shows."""
+    from alerts.digest import INCIDENTS_QUERY
+
+    arn, _ = machine.abort("logged-incident")
+    janitor(janitor.event_for("janitor-aborted.json", arn))
+    _, incident = one_incident(machine)
+    (line,) = [x for x in log_lines(logs) if x.get("message") == "Incident"]
+    assert line["incidentId"] == incident["id"]
+    assert line["executionArn"] == arn
+    assert (line["severity"], line["status"], line["lockId"]) == ("high", "ABORTED", "sample")
+    assert line["summary"] == incident["summary"]
+    assert line["published"] is True
+    shown = INCIDENTS_QUERY.splitlines()[0].removeprefix("fields ").split(", ")
+    assert all(field in line for field in shown if not field.startswith("@"))
+
+
 def aws_clients() -> tuple[Any, ...]:
     return clients.dynamodb(), clients.stepfunctions(), clients.ecs(), clients.sns()
 

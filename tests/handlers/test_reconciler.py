@@ -18,6 +18,7 @@ from local.deploy import function_environment, received_incidents
 from reconciler.reconcile import BadInput, Reconciler
 from tests.handlers.conftest import Janitor, Reconcile
 from tests.support.faults import counted_calls, failing_call
+from tests.support.logs import captured
 from tests.support.machine import Machine
 
 
@@ -67,6 +68,21 @@ def test_what_lost_events_left_behind_is_healed_and_reported_once(
     again = reconcile()
     assert (again["released"], again["stopped"], again["overdue"]) == ([], [], [])
     assert received_incidents(machine.stack) == []
+
+
+def test_each_incident_is_one_incident_log_line_for_the_digests_query(
+    reconcile: Reconcile, machine: Machine
+) -> None:
+    from reconciler.handler import logger
+
+    arn, _ = machine.abort("logged", lockId="logged")
+    with captured(logger) as buffer:
+        reconcile()
+    (published,) = incidents(machine)
+    lines = [json.loads(x) for x in buffer.getvalue().splitlines() if x.startswith("{")]
+    (line,) = [x for x in lines if x.get("message") == "Incident"]
+    assert (line["incidentId"], line["executionArn"]) == (published["id"], arn)
+    assert (line["lockId"], line["severity"], line["published"]) == ("logged", "high", True)
 
 
 def test_a_late_janitor_event_reports_the_reconcilers_repairs_under_the_same_id(

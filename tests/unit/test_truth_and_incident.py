@@ -147,7 +147,16 @@ def test_subject_fits_sns_whatever_the_names() -> None:
         assert len(subject) < 100
         assert "\n" not in subject
         assert "\r" not in subject
-    assert incident().subject() == "[lock-janitor] HIGH ABORTED sample: run"
+    assert incident().subject() == "[lock-janitor] HIGH ABORTED sample: aborted (execution)"
+
+
+def test_subjects_are_clean_printable_ascii_whatever_the_text() -> None:
+    """SNS refuses a subject with control characters or over 100 characters."""
+    odd = incident(lock_id="caf\u00e9\x00\x1b[31m \u2028 😀 x" * 20)
+    subject = odd.subject()
+    assert len(subject) <= 100
+    assert all(32 <= ord(ch) < 127 for ch in subject)
+    assert subject.startswith("[lock-janitor] HIGH ABORTED cafe")
 
 
 def test_publish_args_carry_json_for_queues_and_text_for_people() -> None:
@@ -159,7 +168,7 @@ def test_publish_args_carry_json_for_queues_and_text_for_people() -> None:
     assert doc["id"] == incident().id
     assert doc["durationSeconds"] == 3722.0
     assert doc["repairs"]["tasksStopped"] == ["t1"]
-    assert message["default"] == message["email"]
+    assert set(message) == {"default", "sqs", "lambda"}
     assert "What to do: Check it." in message["default"]
     assert "Duration: 1h02m02s" in message["default"]
     attrs = {k: v["StringValue"] for k, v in args["MessageAttributes"].items()}
@@ -169,6 +178,16 @@ def test_publish_args_carry_json_for_queues_and_text_for_people() -> None:
         "lockId": "sample",
         "kind": "execution",
     }
+
+
+def test_a_cause_of_8000_astral_characters_fits_sns() -> None:
+    """JSON-escaped as \\ud83d\\ude00 four times over, it once made a 419 KB message."""
+    args = incident(cause="😀" * 8000).sns_publish_args("arn:topic")
+    assert len(args["Message"].encode()) <= 256 * 1024
+    assert len(args["Subject"]) <= 100
+    doc = json.loads(json.loads(args["Message"])["sqs"])
+    assert doc["cause"].startswith("😀" * 100), "kept as characters, not escapes"
+    assert len(doc["cause"].encode()) <= 8000
 
 
 def test_a_huge_cause_is_cut_so_the_message_fits_sns() -> None:
