@@ -96,7 +96,21 @@ COUNTER = itertools.count()
 @pytest.fixture(scope="module")
 def world() -> Iterator[Machine]:
     with running_machine() as machine, quick_sync_polls():
-        yield machine
+        env = function_environment(machine.stack, "JanitorFunction")
+        saved = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
+        # One set of clients for every example (creating them is a tenth of an example's
+        # time); a fault is armed on them and disarmed after its step.
+        clients.reset()
+        try:
+            yield machine
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            clients.reset()
 
 
 class LockModel(RuleBasedStateMachine):
@@ -123,10 +137,6 @@ class LockModel(RuleBasedStateMachine):
         self.previous_lock: dict[str, Any] = {}
         self.repaired = False
         """The last step ran the janitor or the reconciler: repairs and incidents to look at."""
-        env = function_environment(self.machine.stack, "JanitorFunction")
-        for key, value in env.items():
-            os.environ[key] = value
-        clients.reset()
         self.janitor = resolve_handler(self.machine, "JanitorFunction")
         self.settings = ReconcilerSettings.from_env(
             function_environment(self.machine.stack, "ReconcilerFunction")
@@ -329,7 +339,6 @@ class LockModel(RuleBasedStateMachine):
     @rule()
     def reconcile(self) -> None:
         self.step("reconcile")
-        clients.reset()
         reconciler = Reconciler(self.settings, clients.aws(), now=datetime.now(UTC) + self.offset)
         self.repaired = True
         with contextlib.suppress(Exception), self.armed():
@@ -383,7 +392,6 @@ class LockModel(RuleBasedStateMachine):
                 self.machine.wait_done(arn)
             self.offset += timedelta(seconds=self.settings.grace_seconds + 1)
             for _ in range(2):  # the second run publishes what the first could only keep
-                clients.reset()
                 Reconciler(self.settings, clients.aws(), now=datetime.now(UTC) + self.offset).run()
             assert "Owner" not in self.lock(), f"lock left held; steps {self.trace}"
             assert self.lock_tasks() == [], f"a task of an ended run runs on; steps {self.trace}"
