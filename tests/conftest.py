@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+from local.template import load_template
+
+# Powertools reads the metrics namespace when a handler module is first imported, as Lambda
+# does under the template's environment: whichever test imports a handler first, in whatever
+# order pytest-xdist runs them, it is the template's namespace.
+os.environ.setdefault(
+    "POWERTOOLS_METRICS_NAMESPACE",
+    load_template()["Globals"]["Function"]["Environment"]["Variables"][
+        "POWERTOOLS_METRICS_NAMESPACE"
+    ],
+)
 
 
 @pytest.fixture(autouse=True)
