@@ -170,3 +170,30 @@ def quick_sync_polls(seconds: float = 0.02) -> Iterator[None]:
         yield
     finally:
         setattr(callback, name, before)
+
+
+@contextlib.contextmanager
+def cached_asl_trees() -> Iterator[None]:
+    """Not a bridge: a speed knob for long runs (the model). moto lexes and parses the state
+    machine's definition with antlr at every StartExecution and redrive (about a third of a
+    second each, most of a model example's CPU); the parse tree of a definition already seen is
+    kept, and each execution still gets evaluation components of its own, built from it."""
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    trees: dict[str, Any] = {}
+    original = asl_parser.AmazonStateLanguageParser.parse
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        tree = trees.get(definition)
+        if tree is None:
+            program, tree = original(definition)
+            trees[definition] = tree
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        asl_parser.AmazonStateLanguageParser.parse = staticmethod(original)  # type: ignore[method-assign]
