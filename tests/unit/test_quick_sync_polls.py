@@ -1,4 +1,5 @@
-"""The model's speed knob: moto's `.sync` poll interval, set for a block and put back after."""
+"""The model's speed knobs: moto's `.sync` poll interval and its ASL parse trees, set for a block
+and put back after."""
 
 from __future__ import annotations
 
@@ -25,3 +26,19 @@ def test_quick_sync_polls_puts_it_back_when_the_block_raises() -> None:
     with pytest.raises(RuntimeError), quick_sync_polls(0.01):
         raise RuntimeError
     assert getattr(callback, NAME) == before
+
+
+def test_cached_asl_trees_parse_once_and_build_fresh_components_each_time() -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    from tests.support.machine import cached_asl_trees
+
+    definition = '{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}'
+    original = AmazonStateLanguageParser.parse
+    with cached_asl_trees():
+        first_program, first_tree = AmazonStateLanguageParser.parse(definition)
+        second_program, second_tree = AmazonStateLanguageParser.parse(definition)
+        assert second_tree is first_tree, "the tree of a definition seen is kept"
+        assert second_program is not first_program, "each execution gets its own components"
+        assert type(second_program) is type(first_program)
+    assert AmazonStateLanguageParser.parse is original
