@@ -59,6 +59,10 @@ class Context:
     def pseudo(self) -> dict[str, str]:
         return {
             "AWS::StackName": self.stack_name,
+            "AWS::StackId": (
+                f"arn:{self.partition}:cloudformation:{self.region}:{self.account_id}:stack/"
+                f"{self.stack_name}/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+            ),
             "AWS::Region": self.region,
             "AWS::AccountId": self.account_id,
             "AWS::Partition": self.partition,
@@ -83,7 +87,7 @@ class Context:
             return self.refs[name]
         raise KeyError(f"Ref {name}: no parameter or created resource of that name")
 
-    def resolve(self, value: Any) -> Any:  # noqa: PLR0911 - one branch per intrinsic
+    def resolve(self, value: Any) -> Any:  # noqa: PLR0911, PLR0912 - one branch per intrinsic
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
         if not isinstance(value, Mapping):
@@ -104,6 +108,16 @@ class Context:
             return str(left) == str(right)
         if key == "Fn::Not":
             return not self.resolve(arg[0])
+        if key == "Fn::And":
+            return all(self.resolve(v) for v in arg)
+        if key == "Fn::Or":
+            return any(self.resolve(v) for v in arg)
+        if key == "Fn::Select":
+            index, items = arg
+            return self.resolve(items)[int(self.resolve(index))]
+        if key == "Fn::Split":
+            sep, text = arg
+            return str(self.resolve(text)).split(sep)
         if key == "Fn::Join":
             sep, items = arg
             return sep.join(str(i) for i in self.resolve(items))

@@ -73,12 +73,12 @@ def webhook_url(secret_arn: str) -> str:
         raise SettingsError(str(err)) from None
 
 
-def slack(secret_arn: str, min_interval: float) -> Slack:
+def slack(secret_arn: str, min_interval: float, region: str | None) -> Slack:
     """Slack, or, when its secret cannot be read or holds no usable URL, a Slack whose every
     post fails with why (never the URL): Slack's records go back and are counted, email is
     still fed."""
     try:
-        return Slack(webhook_url(secret_arn), min_interval=min_interval)
+        return Slack(webhook_url(secret_arn), min_interval=min_interval, region=region)
     except SettingsError as err:
         broken: ChannelError = Rejected(str(err), payload=False)
     except (ClientError, BotoCoreError, GetParameterError) as err:
@@ -91,15 +91,22 @@ def slack(secret_arn: str, min_interval: float) -> Slack:
         )
         broken = RetryLater(f"cannot read the Slack webhook secret: {code}")
     logger.error("Slack is not usable; its records go back to the queue", reason=str(broken))
-    return Slack("", min_interval=min_interval, broken=broken)
+    return Slack("", min_interval=min_interval, broken=broken, region=region)
 
 
 def channels(settings: AlertsSettings) -> list[Channel]:
     found: list[Channel] = []
     if settings.slack_secret_arn:
-        found.append(slack(settings.slack_secret_arn, settings.min_post_interval))
+        found.append(slack(settings.slack_secret_arn, settings.min_post_interval, settings.region))
     if settings.email_topic_arn:
-        found.append(Email(clients.sns(), settings.email_topic_arn, settings.email_high_only))
+        found.append(
+            Email(
+                clients.sns(),
+                settings.email_topic_arn,
+                settings.email_high_only,
+                region=settings.region,
+            )
+        )
     return found
 
 

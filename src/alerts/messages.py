@@ -59,7 +59,7 @@ def parse_notification(body: str) -> Notification:
     ):
         return Notification("incident", message_id, subject, incident_document(document))
     if isinstance(document, dict) and "AlarmName" in document and "NewStateValue" in document:
-        return Notification("alarm", message_id, subject, document)
+        return Notification("alarm", message_id, subject, alarm_document(document))
     return Notification("other", message_id, subject, {"text": message})
 
 
@@ -131,4 +131,36 @@ def incident_document(document: dict[str, Any]) -> dict[str, Any]:
         doc["task"]["exitCode"] = (
             code if isinstance(code, int) and not isinstance(code, bool) else None
         )
+    return doc
+
+
+ALARM_TEXT_FIELDS = (
+    "AlarmName",
+    "AlarmDescription",
+    "NewStateValue",
+    "OldStateValue",
+    "NewStateReason",
+    "StateChangeTime",
+    "Region",
+)
+
+
+def alarm_document(document: dict[str, Any]) -> dict[str, Any]:
+    """The alarm with every field the renderers read of the type they expect (CloudWatch's
+    shape; anything else published with an AlarmName is made to fit or dropped)."""
+    doc: dict[str, Any] = dict(document)
+    for name in ALARM_TEXT_FIELDS:
+        doc[name] = _text(document.get(name))
+    trigger = document.get("Trigger")
+    trigger = dict(trigger) if isinstance(trigger, dict) else {}
+    for name in ("Namespace", "MetricName", "ComparisonOperator"):
+        trigger[name] = _text(trigger.get(name))
+    trigger["Threshold"] = _number(trigger.get("Threshold"))
+    dimensions = trigger.get("Dimensions")
+    trigger["Dimensions"] = [
+        {k: _text(v) for k, v in d.items()}
+        for d in (dimensions if isinstance(dimensions, list) else [])
+        if isinstance(d, dict)
+    ]
+    doc["Trigger"] = trigger
     return doc

@@ -161,6 +161,9 @@ class LogConfigs:
     def __init__(self) -> None:
         self._known: dict[str, dict[str, LogTarget]] = {}
 
+    def clear(self) -> None:
+        self._known.clear()
+
     def lookup(
         self, ecs: Any, task_definition_arn: str, default_region: str
     ) -> dict[str, LogTarget]:

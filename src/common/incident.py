@@ -274,10 +274,14 @@ def shown_cause(doc: dict[str, Any]) -> str | None:
     return cause
 
 
-def is_console_url(url: object) -> bool:
-    """An https link to the AWS console of a real-looking region, with nothing that could end a
-    Slack link early."""
-    return isinstance(url, str) and _CONSOLE.match(url) is not None
+def is_console_url(url: object, region: str | None = None) -> bool:
+    """An https link to the AWS console of a real-looking region (of `region`, when given: the
+    function's own), with nothing that could end a Slack link early."""
+    if not isinstance(url, str) or _CONSOLE.match(url) is None:
+        return False
+    return region is None or url.startswith(
+        (f"https://{region}.console.aws.amazon.com/", f"https://{region}.console.amazonaws.cn/")
+    )
 
 
 def duration_text(seconds: float | None) -> str:
@@ -297,9 +301,10 @@ def subject_of(document: dict[str, Any]) -> str:
     )
 
 
-def incident_text(doc: dict[str, Any]) -> str:
+def incident_text(doc: dict[str, Any], region: str | None = None) -> str:
     """The readable text of an incident document (email, and SNS's default for every
-    protocol without a document of its own)."""
+    protocol without a document of its own); links only to the console of `region`, when
+    given."""
     repairs = doc.get("repairs") or {}
     execution = doc.get("execution") or {}
     task = doc.get("task") or {}
@@ -324,9 +329,9 @@ def incident_text(doc: dict[str, Any]) -> str:
         ]
         if task.get("containerReason"):
             lines.append(f"Container reason: {task['containerReason']}")
-        if is_console_url(task.get("consoleUrl")):
+        if is_console_url(task.get("consoleUrl"), region):
             lines.append(f"Task in the console: {task['consoleUrl']}")
-        if is_console_url(task.get("logUrl")):
+        if is_console_url(task.get("logUrl"), region):
             lines.append(f"Logs: {task['logUrl']}")
     lines += ["", f"Error: {doc.get('error') or '-'}"]
     if cause := shown_cause(doc):
@@ -335,7 +340,7 @@ def incident_text(doc: dict[str, Any]) -> str:
         f"Started: {doc.get('startedAt') or '-'}   Stopped: {doc.get('stoppedAt') or '-'}"
         f"   Duration: {duration_text(doc.get('durationSeconds'))}",
         f"Execution: {execution.get('arn')}",
-        f"Console: {url if is_console_url(url := execution.get('consoleUrl')) else '-'}",
+        f"Console: {url if is_console_url(url := execution.get('consoleUrl'), region) else '-'}",
         f"Incident {doc.get('id')}, reported by {doc.get('reportedBy')} at {doc.get('detectedAt')}",
     ]
     return without_controls("\n".join(str(line) for line in lines))

@@ -7,6 +7,8 @@ an execution is a `MalformedEvent`: an error, never a silent success."""
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,14 +22,27 @@ class MalformedEvent(ValueError):
     """The event is not a Step Functions execution status change this function can act on."""
 
 
+MAX_MILLIS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z: a date past it (1e20, say) is no date."""
+EXECUTION_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):states:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):"
+    r"(?P<account>\d{12}):execution:(?P<machine>[^:\s]{1,80}):(?P<name>[^:\s]{1,80})$"
+)
+"""An execution of a standard state machine; its region is a region, not `evil.example/#`."""
+
+
 def _millis(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        millis = int(value) if abs(value) <= MAX_MILLIS else None
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        millis = int(value.strip())
+    else:
+        return None
+    return millis if millis is not None and 0 <= millis <= MAX_MILLIS else None
 
 
 def _text(value: Any) -> str | None:
@@ -71,17 +86,18 @@ def parse_status_change(event: Any) -> StatusChange:
     if not isinstance(detail, dict):
         raise MalformedEvent("status change without a detail object")
     execution_arn = _text(detail.get("executionArn"))
-    if execution_arn is None or ":execution:" not in execution_arn:
+    arn = EXECUTION_ARN.match(execution_arn or "")
+    if execution_arn is None or arn is None:
         raise MalformedEvent(
-            f"status change without an executionArn: {detail.get('executionArn')!r}"
+            f"status change without a valid executionArn: {str(detail.get('executionArn'))[:300]!r}"
         )
     status = detail.get("status")
-    if status not in STATUSES:
-        raise MalformedEvent(f"unknown execution status {status!r}")
+    if not isinstance(status, str) or status not in STATUSES:
+        raise MalformedEvent(f"unknown execution status {str(status)[:100]!r}")
     parts = execution_arn.split(":")
-    state_machine_arn = _text(detail.get("stateMachineArn")) or ":".join(
-        [*parts[:5], "stateMachine", parts[6]]
-    )
+    # The machine is the one the execution's own ARN names: a `stateMachineArn` claiming
+    # another is not believed.
+    state_machine_arn = ":".join([*parts[:5], "stateMachine", arn["machine"]])
     details = detail.get("inputDetails")
     included = not (isinstance(details, dict) and details.get("included") is False)
     raw_input = detail.get("input")
@@ -90,9 +106,9 @@ def parse_status_change(event: Any) -> StatusChange:
         event_id=str(event.get("id") or ""),
         execution_arn=execution_arn,
         state_machine_arn=state_machine_arn,
-        name=_text(detail.get("name")) or parts[-1],
-        status=str(status),
-        region=_text(event.get("region")) or parts[3],
+        name=arn["name"],
+        status=status,
+        region=arn["region"],
         start_ms=_millis(detail.get("startDate")),
         stop_ms=_millis(detail.get("stopDate")),
         input=raw_input if included and isinstance(raw_input, str) else None,

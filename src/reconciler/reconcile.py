@@ -442,6 +442,10 @@ def dry_run_from(event: Any) -> bool:
         raise BadInput(
             f'expected a JSON object like {{"dryRun": true}}, got {type(event).__name__}'
         )
+    unknown = sorted(str(k) for k in event if k != "dryRun")
+    if unknown:
+        # A typo ("dryrun") must not turn a dry run into a real one.
+        raise BadInput(f'unknown keys {unknown[:5]}: expected {{}} or {{"dryRun": true}}')
     value = event.get("dryRun", False)
     if not isinstance(value, bool):
         raise BadInput(f"dryRun must be true or false, got {value!r}")

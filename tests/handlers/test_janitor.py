@@ -302,7 +302,12 @@ def aws_clients() -> tuple[Any, ...]:
 
 def test_calls_per_incident(janitor: Janitor, machine: Machine) -> None:
     """The truth read once (DescribeExecution, the lock, the history, the tasks), then the
-    writes: a failed run whose task exited costs 6 calls; each task to stop adds a StopTask."""
+    writes: a failed run whose task exited costs 6 calls, and a 7th the first time a warm
+    function sees its task definition revision (where its logs go, for the incident's link);
+    each task to stop adds a StopTask."""
+    from common.ecs_task import LOG_CONFIGS
+
+    LOG_CONFIGS.clear()
     clean, _ = machine.fail("clean")
     with counted_calls(*aws_clients()) as calls:
         janitor(event(machine, clean))
@@ -312,8 +317,14 @@ def test_calls_per_incident(janitor: Janitor, machine: Machine) -> None:
         "sfn.GetExecutionHistory",
         "ecs.DescribeTasks",
         "dynamodb.UpdateItem",
+        "ecs.DescribeTaskDefinition",
         "sns.Publish",
     ]
+    again, _ = machine.fail("again")
+    with counted_calls(*aws_clients()) as calls:
+        janitor(event(machine, again))
+    assert "ecs.DescribeTaskDefinition" not in calls, "a revision is read once"
+    assert len(calls) == 6
 
     orphaned, _ = machine.abort("orphaned")
     with counted_calls(*aws_clients()) as calls:
@@ -487,19 +498,18 @@ def test_a_task_started_by_a_run_task_whose_answer_was_lost_is_found_and_stopped
     assert incident["severity"] == "high"
 
 
-@pytest.mark.parametrize("machine_name", ["lock-janitor-LockingStateMachine", "a-deleted-machine"])
 def test_an_execution_long_gone_still_has_its_lock_released(
-    janitor: Janitor, machine: Machine, machine_name: str
+    janitor: Janitor, machine: Machine
 ) -> None:
-    """Past Step Functions' retention (or never known to it): no history to read, which retrying
-    cannot change; the lock is released and the incident says the tasks were not checked."""
-    gone = f"arn:aws:states:us-east-1:123456789012:execution:{machine_name}:long-gone"
+    """Past Step Functions' retention: no history to read, which retrying cannot change; the
+    lock is released and the incident says the tasks were not checked."""
+    gone = "arn:aws:states:us-east-1:123456789012:execution:lock-janitor-LockingStateMachine:gone"
     machine.ddb.put_item(
         TableName=machine.stack.table_name,
         Item={"LockId": {"S": "sample"}, "Owner": {"S": gone}, "Token": {"N": "9"}},
     )
     evt = load_event("janitor-aborted.json")
-    evt["detail"].update(executionArn=gone, name="long-gone")
+    evt["detail"].update(executionArn=gone, name="gone")
     evt["resources"] = [gone]
     janitor(evt)
     assert "Owner" not in machine.lock()
@@ -507,6 +517,26 @@ def test_an_execution_long_gone_still_has_its_lock_released(
     assert incident["status"] == "MISSING"
     assert incident["repairs"]["lock"] == "released"
     assert "history no longer exists" in incident["repairs"]["lockDetail"]
+
+
+def test_an_event_whose_execution_is_of_another_machine_is_refused(
+    janitor: Janitor, machine: Machine
+) -> None:
+    """The execution's own ARN says which machine it belongs to; an event whose
+    stateMachineArn claims this machine for another's execution is not believed (the
+    reconciler looks after a lock such an owner holds)."""
+    other = "arn:aws:states:us-east-1:123456789012:execution:a-deleted-machine:long-gone"
+    machine.ddb.put_item(
+        TableName=machine.stack.table_name,
+        Item={"LockId": {"S": "sample"}, "Owner": {"S": other}, "Token": {"N": "9"}},
+    )
+    evt = load_event("janitor-aborted.json")
+    evt["detail"].update(executionArn=other, name="long-gone")
+    evt["resources"] = [other]
+    with pytest.raises(ForeignEvent):
+        janitor(evt)
+    assert machine.lock()["Owner"] == other
+    assert received_incidents(machine.stack) == []
 
 
 # --- Redrive, with the redrive bridge (same ARN, RUNNING again, redriveCount 1) --------------

@@ -156,11 +156,6 @@ def test_only_the_alerts_function_may_read_the_webhook(tmp_path: Any) -> None:
                 if "secretsmanager:GetSecretValue" in actions:
                     readers.append((name, st["Resource"]))
     assert readers == [("AlertsRole", {"Ref": "SlackWebhookSecretArn"})]
-    (deny,) = resources()["SlackWebhookSecretPolicy"]["Properties"]["ResourcePolicy"]["Statement"]
-    assert deny["Effect"] == "Deny"
-    assert deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == {
-        "Fn::GetAtt": ["AlertsRole", "Arn"]
-    }
 
 
 def test_idempotency_table_expires_records() -> None:

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from alerts.channels import Rejected, RetryLater
 from alerts.digest import Digest, task_of
 from alerts.messages import Notification
-from common.incident import SUBJECT_LIMIT, incident_text, subject_of
+from common.incident import SUBJECT_LIMIT, incident_text, is_console_url, subject_of
 from common.text import ascii_line, cut, utf8_len, without_controls
 
 BODY_LIMIT = 200_000
@@ -33,11 +33,17 @@ RETRY_CODES = {
 PAYLOAD_CODES = {"InvalidParameter", "InvalidParameterValue", "ValidationError"}
 
 
+def _console(url: Any, region: str | None) -> str | None:
+    return str(url) if is_console_url(url, region) else None
+
+
 @dataclass
 class Email:
     sns: Any
     topic_arn: str
     high_only: bool = False
+    region: str | None = None
+    """The function's region: only links to its console are mailed."""
     min_interval: float = 0.0
     post_timeout: float = 10.0
     name: str = "email"
@@ -49,7 +55,7 @@ class Email:
         return str(note.document.get("severity")) == "high"
 
     def incident(self, incident: Mapping[str, Any]) -> Any:
-        return (subject_of(dict(incident)), incident_text(dict(incident)))
+        return (subject_of(dict(incident)), incident_text(dict(incident), self.region))
 
     def minimal(self, incident: Mapping[str, Any]) -> Any:
         execution = incident.get("execution") or {}
@@ -76,7 +82,7 @@ class Email:
             entry = (
                 f"- {incident.get('summary') or task_of(incident)} [{incident.get('severity')}, "
                 f"{incident.get('status')}]\n"
-                f"  {execution.get('consoleUrl') or execution.get('arn')}\n"
+                f"  {_console(execution.get('consoleUrl'), self.region) or execution.get('arn')}\n"
                 f"  incident {incident.get('id')}"
             )
             if used + utf8_len(entry) > BODY_LIMIT - 200:

@@ -62,6 +62,8 @@ class Slack:
     url: str
     min_interval: float = 2.0
     broken: ChannelError | None = None
+    region: str | None = None
+    """The function's region: only links to its console are links."""
     """Why no post can happen (the secret holds no usable URL, or cannot be read): every post
     raises it, so Slack's records go back (and count as rejected) while email is still fed."""
     post_timeout: float = 5.0
@@ -72,13 +74,13 @@ class Slack:
         return True
 
     def incident(self, incident: Mapping[str, Any]) -> Any:
-        return blocks.incident_message(incident)
+        return blocks.incident_message(incident, self.region)
 
     def minimal(self, incident: Mapping[str, Any]) -> Any:
-        return blocks.minimal_message(incident)
+        return blocks.minimal_message(incident, self.region)
 
     def digest(self, digest: Digest) -> Any:
-        return blocks.digest_message(digest)
+        return blocks.digest_message(digest, self.region)
 
     def minimal_digest(self, digest: Digest) -> Any:
         return blocks.minimal_digest_message(digest)

@@ -57,11 +57,12 @@ def line(raw: Any, limit: int) -> str:
     return fit(escape(one_line(str(raw))), limit)
 
 
-def link(url: Any, label: Any, limit: int = 400) -> str:
-    """`<url|label>` for a link to the AWS console; the label alone for anything else (a
-    document that says its console link is elsewhere links nowhere)."""
+def link(url: Any, label: Any, limit: int = 400, *, region: str | None = None) -> str:
+    """`<url|label>` for a link to the AWS console (of `region`, the function's own, when
+    given); the label alone for anything else (a document that says its console link is
+    elsewhere links nowhere)."""
     shown = line(label, limit)
-    if not is_console_url(url):
+    if not is_console_url(url, region):
         return shown
     # `&` in a URL is written as in text (Slack unescapes it); `<`, `>`, `|` cannot be there.
     return f"<{str(url).replace('&', '&amp;')}|{shown}>"
@@ -118,19 +119,23 @@ def _repairs(incident: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _task_blocks(task: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _task_blocks(task: Mapping[str, Any], region: str | None) -> list[dict[str, Any]]:
     exit_code = task.get("exitCode")
     pairs = [
         (
             "ECS task",
-            link(task.get("consoleUrl"), str(task.get("arn") or "?").rsplit("/", 1)[-1]),
+            link(
+                task.get("consoleUrl"),
+                str(task.get("arn") or "?").rsplit("/", 1)[-1],
+                region=region,
+            ),
         ),
         ("Container", line(task.get("container") or "-", 300)),
         ("Exit code", "-" if exit_code is None else line(exit_code, 20)),
         ("Stop code", line(task.get("stopCode") or "-", 100)),
     ]
     if task.get("logUrl"):
-        pairs.append(("Logs", link(task.get("logUrl"), "log stream")))
+        pairs.append(("Logs", link(task.get("logUrl"), "log stream", region=region)))
     blocks = [fields(*pairs)]
     reasons = [f"*Stopped:* {text(task.get('stoppedReason') or '-', 1000)}"]
     if task.get("containerReason"):
@@ -139,8 +144,8 @@ def _task_blocks(task: Mapping[str, Any]) -> list[dict[str, Any]]:
     return blocks
 
 
-def incident_message(incident: Mapping[str, Any]) -> dict[str, Any]:
-    """One Block Kit message for one incident."""
+def incident_message(incident: Mapping[str, Any], region: str | None = None) -> dict[str, Any]:
+    """One Block Kit message for one incident; links only to the console of `region`."""
     severity = str(incident.get("severity") or "medium")
     status = str(incident.get("status") or "?")
     execution = incident.get("execution") or {}
@@ -148,7 +153,10 @@ def incident_message(incident: Mapping[str, Any]) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": plain(f"{_marker(severity)} {summary}")},
         fields(
-            ("Execution", link(execution.get("consoleUrl"), execution.get("name") or "?")),
+            (
+                "Execution",
+                link(execution.get("consoleUrl"), execution.get("name") or "?", region=region),
+            ),
             ("Status", line(status, 100)),
             ("Duration", duration_text(_number(incident.get("durationSeconds")))),
             ("Started", line(incident.get("startedAt") or "-", 100)),
@@ -158,7 +166,7 @@ def incident_message(incident: Mapping[str, Any]) -> dict[str, Any]:
     ]
     task = incident.get("task")
     if isinstance(task, Mapping):
-        blocks += _task_blocks(task)
+        blocks += _task_blocks(task, region)
     if incident.get("error"):
         blocks.append(section(f"*Error:* {line(incident['error'], 500).replace('`', GRAVE)}"))
     if cause := shown_cause(dict(incident)):
@@ -180,14 +188,14 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def minimal_message(incident: Mapping[str, Any]) -> dict[str, Any]:
+def minimal_message(incident: Mapping[str, Any], region: str | None = None) -> dict[str, Any]:
     """Plain text, safe fields only: what is posted when Slack rejected the full message."""
     execution = incident.get("execution") or {}
     name = execution.get("name") or "?"
     words = (
         f"{line(str(incident.get('severity') or '?').upper(), 20)} "
         f"{line(incident.get('status') or '?', 50)} {line(task_of(incident), 300)}: "
-        f"execution {link(execution.get('consoleUrl'), name)} · incident "
+        f"execution {link(execution.get('consoleUrl'), name, region=region)} · incident "
         f"{line(incident.get('id') or '?', 100)} (the full message was rejected by Slack; "
         "the alerts log group has it)"
     )
@@ -206,10 +214,10 @@ def _rows_table(digest: Digest, rows: int) -> str:
     return "\n".join(lines)
 
 
-def _entry(incident: Mapping[str, Any]) -> str:
+def _entry(incident: Mapping[str, Any], region: str | None) -> str:
     execution = incident.get("execution") or {}
     return (
-        f"{link(execution.get('consoleUrl'), execution.get('name') or '?', 200)} "
+        f"{link(execution.get('consoleUrl'), execution.get('name') or '?', 200, region=region)} "
         f"({line(incident.get('status') or '?', 30)}, {line(task_of(incident), 100)})"
     )
 
@@ -230,12 +238,14 @@ def _listing(entries: list[str], budget: int, more_where: str) -> str:
     return ", ".join(out)
 
 
-def digest_message(digest: Digest) -> dict[str, Any]:
+def digest_message(digest: Digest, region: str | None = None) -> dict[str, Any]:
     """One message for a storm: every incident counted (rows that add up to the total, "+N
     more" when rows are cut), the worst few in brief, every execution linked while room lasts,
     and the Logs Insights query that lists them all."""
     where = (
-        link(digest.logs_url, "in the logs (Logs Insights)") if digest.logs_url else "in the logs"
+        link(digest.logs_url, "in the logs (Logs Insights)", region=region)
+        if digest.logs_url
+        else "in the logs"
     )
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": plain(f":rotating_light: {digest.total} incidents at once")},
@@ -251,7 +261,7 @@ def digest_message(digest: Digest) -> dict[str, Any]:
             shown_cause(dict(incident)) or ""
         )
         summary = line(incident.get("summary") or task_of(incident), 300)
-        details = [_entry(incident)]
+        details = [_entry(incident, region)]
         if incident.get("error"):
             details.append(f"*Error:* {line(incident['error'], 200)}")
         if cause:
@@ -262,7 +272,9 @@ def digest_message(digest: Digest) -> dict[str, Any]:
     blocks.append(
         section(
             "*Every execution:* "
-            + _listing([_entry(i) for i in digest.incidents], SECTION_LIMIT - 40, "(see the logs)")
+            + _listing(
+                [_entry(i, region) for i in digest.incidents], SECTION_LIMIT - 40, "(see the logs)"
+            )
         )
     )
     blocks.append(context(f"{digest.total} incident ids in this digest; each reaches Slack once."))
