@@ -198,3 +198,13 @@ def test_dynamodb_retries_match_both_spellings_of_the_optimized_integrations_err
             assert set(pair) <= names, (state.get("Comment"), pair)
         assert "DynamoDB.ProvisionedThroughputExceededException" in names
         assert "DynamoDB.AmazonDynamoDBException" in names
+
+
+def test_every_star_resource_says_why_aws_requires_it() -> None:
+    from local.template import ROOT
+
+    lines = (ROOT / "template.yaml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == 'Resource: "*"':
+            above = " ".join(x for x in lines[max(0, i - 16) : i] if x.strip().startswith("#"))
+            assert '"*"' in above, f'template.yaml:{i + 1}: Resource "*" without its reason'
