@@ -1,4 +1,4 @@
-"""The locking state machine's promises (issue 2, item 6), each on the real ASL under moto."""
+"""The locking state machine's promises, each on the real ASL under moto."""
 
 from __future__ import annotations
 

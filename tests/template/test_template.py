@@ -1,4 +1,4 @@
-"""template.yaml: validated, translated, linted, and held to its promises (issue 2: 2, 4, 5)."""
+"""template.yaml: validated, translated, linted, and held to its promises."""
 
 from __future__ import annotations
 
