@@ -498,20 +498,25 @@ def test_a_task_started_by_a_run_task_whose_answer_was_lost_is_found_and_stopped
     assert incident["severity"] == "high"
 
 
+def held_by_an_unknown_execution(machine: Machine, owner: str) -> dict[str, Any]:
+    """The sample lock held by `owner`, which Step Functions does not know; its ABORTED event."""
+    machine.ddb.put_item(
+        TableName=machine.stack.table_name,
+        Item={"LockId": {"S": "sample"}, "Owner": {"S": owner}, "Token": {"N": "9"}},
+    )
+    evt = load_event("janitor-aborted.json")
+    evt["detail"].update(executionArn=owner, name=owner.rsplit(":", 1)[1])
+    evt["resources"] = [owner]
+    return evt
+
+
 def test_an_execution_long_gone_still_has_its_lock_released(
     janitor: Janitor, machine: Machine
 ) -> None:
     """Past Step Functions' retention: no history to read, which retrying cannot change; the
     lock is released and the incident says the tasks were not checked."""
     gone = "arn:aws:states:us-east-1:123456789012:execution:lock-janitor-LockingStateMachine:gone"
-    machine.ddb.put_item(
-        TableName=machine.stack.table_name,
-        Item={"LockId": {"S": "sample"}, "Owner": {"S": gone}, "Token": {"N": "9"}},
-    )
-    evt = load_event("janitor-aborted.json")
-    evt["detail"].update(executionArn=gone, name="gone")
-    evt["resources"] = [gone]
-    janitor(evt)
+    janitor(held_by_an_unknown_execution(machine, gone))
     assert "Owner" not in machine.lock()
     _, incident = one_incident(machine)
     assert incident["status"] == "MISSING"
@@ -526,13 +531,7 @@ def test_an_event_whose_execution_is_of_another_machine_is_refused(
     stateMachineArn claims this machine for another's execution is not believed (the
     reconciler looks after a lock such an owner holds)."""
     other = "arn:aws:states:us-east-1:123456789012:execution:a-deleted-machine:long-gone"
-    machine.ddb.put_item(
-        TableName=machine.stack.table_name,
-        Item={"LockId": {"S": "sample"}, "Owner": {"S": other}, "Token": {"N": "9"}},
-    )
-    evt = load_event("janitor-aborted.json")
-    evt["detail"].update(executionArn=other, name="long-gone")
-    evt["resources"] = [other]
+    evt = held_by_an_unknown_execution(machine, other)
     with pytest.raises(ForeignEvent):
         janitor(evt)
     assert machine.lock()["Owner"] == other

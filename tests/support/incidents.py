@@ -81,6 +81,31 @@ def released(lock: str, *, stopped: tuple[str, ...] = (), by: str = "janitor") -
     )
 
 
+def made(
+    kind: str,
+    t: triage.Triage,
+    lock: str,
+    n: int,
+    repairs: Repairs,
+    *,
+    status: str,
+    **extra: Any,
+) -> Incident:
+    """An incident of run `n` of `lock`, triaged as `t`, detected at a fixed moment."""
+    return Incident(
+        kind=kind,
+        severity=t.severity,
+        status=status,
+        lock_id=lock,
+        execution=execution(f"{lock}-{n}"),
+        repairs=repairs,
+        action=t.action,
+        headline=t.headline,
+        detected_at="2026-11-29T02:00:01+00:00",
+        **extra,
+    )
+
+
 def _ended(
     n: int,
     status: str,
@@ -103,15 +128,13 @@ def _ended(
         )
     repairs = repairs or released(lock, by=by)
     t = triage.ended(status, error, repairs, by, task=task, timeout_seconds=timeout)
-    return Incident(
-        kind="execution",
-        severity=t.severity,
+    return made(
+        "execution",
+        t,
+        lock,
+        n,
+        repairs,
         status=status,
-        lock_id=lock,
-        execution=execution(f"{lock}-{n}"),
-        repairs=repairs,
-        action=t.action,
-        headline=t.headline,
         error=error,
         cause=cause,
         task=task,
@@ -119,7 +142,6 @@ def _ended(
         start_ms=START_MS,
         stop_ms=START_MS + seconds * 1000,
         reported_by=by,
-        detected_at="2026-11-29T02:00:01+00:00",
     )
 
 
@@ -216,18 +238,15 @@ def _found_by_reconciler(
     status: str = "RUNNING",
     **extra: Any,
 ) -> Incident:
-    return Incident(
-        kind=kind,
-        severity=t.severity,
+    return made(
+        kind,
+        t,
+        lock,
+        n,
+        repairs,
         status=status,
-        lock_id=lock,
-        execution=execution(f"{lock}-{n}"),
-        repairs=repairs,
-        action=t.action,
-        headline=t.headline,
         reported_by="reconciler",
         incident_key=lock,
-        detected_at="2026-11-29T02:00:01+00:00",
         **extra,
     )
 
