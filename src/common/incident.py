@@ -165,10 +165,6 @@ class Incident:
         return round((self.stop_ms - self.start_ms) / 1000, 3)
 
     @property
-    def task_name(self) -> str:
-        return self.lock_id or "unknown task"
-
-    @property
     def summary(self) -> str:
         """The task's name and what happened, in one line."""
         what = self.headline or f"{self.status.lower()} ({self.kind})"

@@ -96,21 +96,14 @@ COUNTER = itertools.count()
 @pytest.fixture(scope="module")
 def world() -> Iterator[Machine]:
     with running_machine() as machine, quick_sync_polls(), cached_asl_trees():
-        env = function_environment(machine.stack, "JanitorFunction")
-        saved = {key: os.environ.get(key) for key in env}
-        os.environ.update(env)
-        # One set of clients for every example (creating them is a tenth of an example's
-        # time); a fault is armed on them and disarmed after its step.
-        clients.reset()
-        try:
-            yield machine
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        with pytest.MonkeyPatch.context() as env:
+            for key, value in function_environment(machine.stack, "JanitorFunction").items():
+                env.setenv(key, value)
+            # One set of clients for every example (creating them is a tenth of an example's
+            # time); a fault is armed on them and disarmed after its step.
             clients.reset()
+            yield machine
+        clients.reset()
 
 
 class LockModel(RuleBasedStateMachine):
