@@ -8,6 +8,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_PIN := uv==0.13.9
+# uv trusts only its bundled roots unless told: the platform's store is what a TLS-inspecting proxy
+# (a company's, this machine's) adds its root to, and what pip already reads.
+UV_INSTALL := $(BIN)/uv pip install --system-certs --quiet --compile-bytecode
 # checkov pins boto3 to a version of its own: it lives in a venv of its own, from its own pins.
 SCAN_VENV := .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed
@@ -29,12 +32,12 @@ $(STAMP): requirements-dev.txt
 	@test -n "$(PYTHON313)" || { echo "Python 3.13 not found: install it (pyenv install 3.13) or set PYTHON313=/path/to/python3.13" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON313) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(UV_PIN)
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements-dev.txt
+	$(UV_INSTALL) --python $(BIN)/python -r requirements-dev.txt
 	touch $(STAMP)
 
 $(SCAN_STAMP): requirements-scan.txt $(STAMP)
 	test -x $(SCAN_VENV)/bin/python || $(PYTHON313) -m venv $(SCAN_VENV)
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(SCAN_VENV)/bin/python -r requirements-scan.txt
+	$(UV_INSTALL) --python $(SCAN_VENV)/bin/python -r requirements-scan.txt
 	touch $(SCAN_STAMP)
 
 venv: $(STAMP) ## Create .venv from the pinned requirements (done by every target that needs it)
