@@ -21,6 +21,7 @@ import jsonata
 from botocore.exceptions import ClientError
 from botocore.model import OperationModel
 from moto.core.responses import ActionResult
+from moto.ecs.models import EC2ContainerServiceBackend
 from moto.stepfunctions.exceptions import AWSError
 from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
@@ -215,6 +216,63 @@ def parser_scopes_per_parse() -> Iterator[None]:
         yield
 
 
+_ECS_TASKS_METHODS = ("run_task", "start_task", "describe_tasks", "list_tasks", "stop_task")
+
+
+@contextlib.contextmanager
+def ecs_tasks_one_call_at_a_time() -> Iterator[None]:
+    """Gap: moto's ECS backend is not thread-safe: DescribeTasks iterates the backend's dict of
+    tasks while a RunTask of another thread (a state machine's, in moto's server) inserts into
+    it, and fails with "dictionary changed size during iteration" (HTTP 500). AWS serves both at
+    once. Let one call that reads or writes the tasks run at a time."""
+    lock = threading.RLock()
+
+    def serialised(name: str) -> Callable[..., Any]:
+        inner = getattr(EC2ContainerServiceBackend, name)
+
+        def call(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return inner(self, *args, **kwargs)
+
+        return call
+
+    with contextlib.ExitStack() as stack:
+        for name in _ECS_TASKS_METHODS:
+            stack.enter_context(_patched(EC2ContainerServiceBackend, name, serialised(name)))
+        yield
+
+
+@contextlib.contextmanager
+def ecs_list_tasks_running_by_default() -> Iterator[None]:
+    """Gap: moto's ListTasks without `desiredStatus` lists every task it ever started, stopped
+    ones included; AWS's default filter is RUNNING ("The default status filter is RUNNING",
+    ListTasks, Amazon ECS API Reference), and with `startedBy` no other filter may be given.
+    Apply AWS's default, so a ListTasks costs here what it costs there."""
+    inner = EC2ContainerServiceBackend.list_tasks
+
+    def list_tasks(  # noqa: PLR0917 - moto's own signature, called positionally
+        self: EC2ContainerServiceBackend,
+        cluster_str: str | None = None,
+        container_instance: str | None = None,
+        family: str | None = None,
+        started_by: str | None = None,
+        service_name: str | None = None,
+        desiredStatus: str | None = None,
+    ) -> Any:
+        return inner(
+            self,
+            cluster_str,
+            container_instance,
+            family,
+            started_by,
+            service_name,
+            desiredStatus or "RUNNING",
+        )
+
+    with _patched(EC2ContainerServiceBackend, "list_tasks", list_tasks):
+        yield
+
+
 _SURROGATE_PAIR = re.compile(r"\\ud[89ab][0-9a-f]{2}\\ud[c-f][0-9a-f]{2}", re.IGNORECASE)
 
 
@@ -377,6 +435,8 @@ def all_bridges() -> Iterator[None]:
         ecs_integration_shapes(),
         ecs_integration_errors(),
         ecs_sync_fails_on_nonzero_exit(),
+        ecs_tasks_one_call_at_a_time(),
+        ecs_list_tasks_running_by_default(),
         jsonata_without_jvm(),
         parser_scopes_per_parse(),
         redrive_execution(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -296,3 +297,80 @@ def test_parser_scopes_per_parse_gap_and_bridge() -> None:
         assert one._query_language_per_scope is not two._query_language_per_scope
         assert one._query_language_per_scope == []
     assert Preprocessor()._query_language_per_scope is Preprocessor()._query_language_per_scope
+
+
+def test_ecs_tasks_one_call_at_a_time_gap_and_bridge(world: World) -> None:
+    """A RunTask of another thread lands while DescribeTasks walks the tasks (moto's server
+    serves a state machine's RunTask and a janitor's DescribeTasks at once): without the bridge
+    the walk fails; with it, the RunTask waits for the walk to end and both succeed."""
+    subnets, groups = default_network(REGION)
+    network = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups}}
+
+    def run_task() -> str:
+        return str(
+            world.ecs.run_task(
+                cluster=world.cluster,
+                taskDefinition=world.taskdef,
+                launchType="FARGATE",
+                networkConfiguration=network,
+            )["tasks"][0]["taskArn"]
+        )
+
+    first = run_task()
+    task_class = type(get_backend("ecs")["123456789012"][REGION].tasks["bridges"][first])
+    original_advance = task_class.advance
+
+    def describe_while_another_thread_runs_a_task() -> tuple[list[str], list[str]]:
+        started: list[str] = []
+
+        def advance(self: Any) -> None:  # called inside DescribeTasks' walk over the tasks
+            if not started:
+                other = threading.Thread(target=lambda: started.append(run_task()))
+                other.start()
+                other.join(timeout=1.0)  # lands during the walk, unless the bridge holds it
+            original_advance(self)
+
+        try:
+            task_class.advance = advance
+            failures: list[str] = []
+            try:
+                world.ecs.describe_tasks(cluster=world.cluster, tasks=[first])
+            except Exception as err:
+                failures.append(str(err))
+        finally:
+            task_class.advance = original_advance
+        wait_for(lambda: started, timeout=10)
+        return failures, started
+
+    failures, _ = describe_while_another_thread_runs_a_task()
+    assert failures
+    assert "dictionary changed size during iteration" in failures[0]
+    with moto_bridges.ecs_tasks_one_call_at_a_time():
+        failures, started = describe_while_another_thread_runs_a_task()
+    assert failures == []
+    assert started, "the other thread's RunTask ran once the walk was over"
+
+
+def test_ecs_list_tasks_running_by_default_gap_and_bridge(world: World) -> None:
+    """AWS lists only tasks whose desired status is RUNNING unless asked otherwise; moto lists
+    every task it ever started."""
+    subnets, groups = default_network(REGION)
+    network = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups}}
+    arns = [
+        world.ecs.run_task(
+            cluster=world.cluster,
+            taskDefinition=world.taskdef,
+            launchType="FARGATE",
+            networkConfiguration=network,
+            startedBy="AWS Step Functions",
+        )["tasks"][0]["taskArn"]
+        for _ in range(2)
+    ]
+    world.ecs.stop_task(cluster=world.cluster, task=arns[0], reason="done")
+    assert set(world.ecs.list_tasks(cluster=world.cluster)["taskArns"]) == set(arns)
+    with moto_bridges.ecs_list_tasks_running_by_default():
+        assert world.ecs.list_tasks(cluster=world.cluster)["taskArns"] == [arns[1]]
+        by = world.ecs.list_tasks(cluster=world.cluster, startedBy="AWS Step Functions")
+        assert by["taskArns"] == [arns[1]]
+        stopped = world.ecs.list_tasks(cluster=world.cluster, desiredStatus="STOPPED")
+        assert stopped["taskArns"] == [arns[0]]
