@@ -44,13 +44,15 @@ def serve(emulator: Emulator) -> int:
     refs = emulator.deployed.context.refs
     print(
         f"\nThe emulator is up: {emulator.endpoint}\n"
+        f"  .venv-cli/bin/lock-janitor --endpoint-url {emulator.endpoint} status\n"
         f"  export AWS_ENDPOINT_URL={emulator.endpoint} AWS_ACCESS_KEY_ID=local "
         "AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1\n"
         f"  lock table:    {refs['LockTable']}\n"
         f"  state machine: {refs['LockingStateMachine']}\n"
         f"  alerts topic:  {refs['AlertsTopic']}\n"
         "Executions you start are wired as on AWS (events -> janitor -> alerts -> Slack sink).\n"
-        "Ctrl-C stops it."
+        "Ctrl-C stops it.",
+        flush=True,
     )
     try:
         while True:

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters import base as parameters_base
 from moto.backends import get_backend
 
+from alerts import deliver
+from common import clients
 from local.template import ASL_PATH, Context, load_template, substitute_definition
 
 # ECS task definition properties as the template spells them -> as the ECS API does.
@@ -100,6 +105,40 @@ def create_queue(sqs: Any, name: str, props: dict[str, Any] | None = None) -> tu
         "QueueArn"
     ]
     return url, arn
+
+
+def register_stack(cfn: Any, name: str, outputs: dict[str, Any], ctx: Context) -> dict[str, str]:
+    """Gap: moto's CloudFormation cannot create this template (a state machine it creates
+    cannot run, and SAM's output holds types it does not know), so the resources are created
+    through their own APIs and the stack is registered here with its outputs only, resolved
+    as CloudFormation would: DescribeStacks then answers as it does on AWS (the CLI finds
+    everything from it). Returns the outputs."""
+    values: dict[str, str] = {}
+    body: dict[str, Any] = {
+        "Resources": {"Registered": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {},
+    }
+    for key, output in outputs.items():
+        if "Condition" in output and not ctx.condition(output["Condition"]):
+            continue
+        value = ctx.resolve(output["Value"])
+        values[key] = ",".join(value) if isinstance(value, list) else str(value)
+        body["Outputs"][key] = {"Value": values[key], "Description": output.get("Description", "")}
+    with warnings.catch_warnings():  # moto: "WaitConditionHandle ... not supported": none needed
+        warnings.simplefilter("ignore")
+        cfn.create_stack(StackName=name, TemplateBody=json.dumps(body))
+    return values
+
+
+def cold_start() -> None:
+    """Forget what the handlers keep between invocations (clients bound to an endpoint, the
+    Slack secret and its provider, Slack's pacing), as a new Lambda environment would: a second
+    emulator in one process otherwise reaches the first one's closed endpoint."""
+    clients.reset()
+    parameters.clear_caches()
+    parameters_base.DEFAULT_PROVIDERS.clear()
+    deliver.PACER.last_post.clear()
+    deliver.PACER.blocked_until.clear()
 
 
 @dataclass(frozen=True)

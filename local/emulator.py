@@ -24,9 +24,11 @@ import os
 import sys
 import time
 import urllib.request
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +37,14 @@ from moto.backends import get_backend
 from moto.moto_api import state_manager
 from moto.server import ThreadedMotoServer
 
-from common import clients
 from local.bridges import all_bridges, status_change_event
 from local.deploy import (
+    cold_start,
     create_queue,
     create_state_machine,
     create_table,
     exit_container,
+    register_stack,
     register_task_definition,
 )
 from local.template import ROOT, Context, translated_template
@@ -52,6 +55,7 @@ ACCOUNT = "123456789012"
 STACK = "lock-janitor"
 EMAIL = "oncall@example.com"
 MAIL_SHOWN = 3
+_EMPTY_ZIP = bytes.fromhex("504b0506" + "00" * 18)  # a zip archive with nothing in it
 FROZEN_TASKS = {"progression": "manual", "times": 10**9}  # tasks run until the harness ends them
 
 
@@ -74,6 +78,9 @@ class Deployed:
     """(queue URL, function logical id, batch size)"""
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
     """schedule logical id -> {"target": arn, "input": json text}"""
+    on_failure: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """function logical id -> (retries of an asynchronous invocation, its on-failure queue URL)"""
+    outputs: dict[str, str] = field(default_factory=dict)
 
     def ref(self, logical_id: str) -> str:
         return str(self.context.refs[logical_id])
@@ -164,6 +171,9 @@ class Emulator:
         )
         for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             self._saved_env.setdefault(key, os.environ.pop(key, None))
+        # moto keeps its backends per process: an emulator started after another one starts
+        # from an empty account, as a new deploy would.
+        self._moto_api("/moto-api/reset", {})
         self._moto_api("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
         self._moto_api(
             "/moto-api/state-manager/set-transition",
@@ -172,7 +182,7 @@ class Emulator:
         self._stack.enter_context(all_bridges())
         self.sink = self._stack.enter_context(WebhookSink(on_post=self._on_slack_post))
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        clients.reset()
+        cold_start()
         self.timeline.say(f"moto server on {self.endpoint} (no AWS account involved)", "emulator")
 
     def stop(self) -> None:
@@ -184,7 +194,7 @@ class Emulator:
             else:
                 os.environ[key] = value
         self._saved_env.clear()
-        clients.reset()
+        cold_start()
 
     def _moto_api(self, path: str, body: dict[str, Any]) -> None:
         request = urllib.request.Request(  # noqa: S310 - our own loopback server
@@ -254,8 +264,11 @@ class Emulator:
             raise RuntimeError(f"could not deploy: {sorted(pending)}")
         self.timeline.say(
             f"deployed {len(template['Resources']) - len(skipped)} resources; not emulated "
-            f"(nothing to run locally): {len(skipped)} IAM, KMS, alarms, dashboard, policies",
+            f"(nothing to run locally): {len(skipped)} KMS, alarms, dashboard, policies",
             "emulator",
+        )
+        deployed.outputs = register_stack(
+            self.client("cloudformation"), STACK, template.get("Outputs", {}), ctx
         )
         self.deployed = deployed
         return deployed
@@ -275,10 +288,14 @@ class Emulator:
             ctx.refs[logical_id] = name
             ctx.attributes[(logical_id, "Arn")] = arn
             return True
-        if kind == "AWS::IAM::Role":
+        if kind == "AWS::IAM::Role":  # created, with its trust policy (Lambda checks it exists)
+            trust = ctx.resolve(props["AssumeRolePolicyDocument"])
+            role = self.client("iam").create_role(
+                RoleName=name, AssumeRolePolicyDocument=json.dumps(trust)
+            )["Role"]
             ctx.refs[logical_id] = name
-            ctx.attributes[(logical_id, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{name}"
-            return False
+            ctx.attributes[(logical_id, "Arn")] = role["Arn"]
+            return True
         if kind == "AWS::Logs::LogGroup":
             ctx.refs[logical_id] = name
             ctx.attributes[(logical_id, "Arn")] = (
@@ -332,6 +349,18 @@ class Emulator:
             p = ctx.resolve(props)
             env = {k: str(v) for k, v in p.get("Environment", {}).get("Variables", {}).items()}
             d.functions[logical_id] = Function(logical_id, p["Handler"], env)
+            # Created in moto's Lambda too (never invoked there: the handler runs here), so its
+            # configuration reads back as on AWS (the CLI reads the reconciler's settings).
+            self.client("lambda").create_function(
+                FunctionName=name,
+                Runtime=p["Runtime"],
+                Role=p["Role"],
+                Handler=p["Handler"],
+                Code={"ZipFile": _EMPTY_ZIP},
+                Timeout=int(p.get("Timeout", 3)),
+                MemorySize=int(p.get("MemorySize", 128)),
+                Environment={"Variables": env},
+            )
             ctx.refs[logical_id] = name
             ctx.attributes[(logical_id, "Arn")] = (
                 f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
@@ -366,15 +395,38 @@ class Emulator:
             function = next(f for f, fn in d.functions.items() if ctx.refs[f] == p["FunctionName"])
             d.event_sources.append((url, function, int(p.get("BatchSize", 10))))
             return True
+        if kind == "AWS::Lambda::EventInvokeConfig":
+            p = ctx.resolve(props)
+            destination = p.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+            function = next(f for f in d.functions if ctx.refs[f] == p["FunctionName"])
+            url = next(
+                (
+                    str(ctx.refs[lid])
+                    for (lid, attr), v in ctx.attributes.items()
+                    if attr == "Arn" and v == destination
+                ),
+                "",
+            )
+            d.on_failure[function] = (int(p.get("MaximumRetryAttempts", 2)), url)
+            return True
         if kind == "AWS::Scheduler::Schedule":
             p = ctx.resolve(props)
+            self.client("scheduler").create_schedule(
+                Name=p["Name"],
+                ScheduleExpression=p["ScheduleExpression"],
+                FlexibleTimeWindow=p["FlexibleTimeWindow"],
+                State=p.get("State", "ENABLED"),
+                Target={k: p["Target"][k] for k in ("Arn", "RoleArn", "Input") if k in p["Target"]},
+            )
             d.schedules[logical_id] = {
                 "target": p["Target"]["Arn"],
                 "input": p["Target"].get("Input", "{}"),
                 "expression": p["ScheduleExpression"],
             }
             return True
-        return False  # alarms, dashboard, policies, permissions, aliases: nothing to run here
+        # alarms, dashboard, policies, permissions, aliases: nothing to run here, but a name
+        ctx.refs.setdefault(logical_id, name)
+        return False
 
     # --- wiring -------------------------------------------------------------------------------
 
@@ -483,14 +535,31 @@ class Emulator:
                     self.timeline.say(
                         f"{name} {detail.get('status')}{redrive} -> rule {function}", "events"
                     )
-                    try:
-                        result = self.invoke(function, event)
-                        self.timeline.say(_summary(result), function[:10])
-                    except Exception as err:  # noqa: BLE001 - shown, and counted as a failure
-                        self.timeline.say(f"FAILED: {type(err).__name__}: {err}", function[:10])
+                    self._invoke_async(function, event)
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
                     count += 1
         return count
+
+    def _invoke_async(self, function: str, event: dict[str, Any]) -> None:
+        """An asynchronous invocation as Lambda makes it: retried (at once here, where AWS
+        waits a minute, then two) up to the function's MaximumRetryAttempts, then the record
+        of the failure sent to its on-failure destination."""
+        assert self.deployed is not None
+        retries, destination = self.deployed.on_failure.get(function, (2, ""))
+        attempts = retries + 1
+        for _ in range(attempts):
+            try:
+                result = self.invoke(function, event)
+            except Exception as err:  # noqa: BLE001 - shown, retried, then dead-lettered
+                self.timeline.say(f"FAILED: {type(err).__name__}: {err}", function[:10])
+                failure = err
+                continue
+            self.timeline.say(_summary(result), function[:10])
+            return
+        if destination:
+            record = failure_record(self.deployed.ref(function), event, failure, attempts)
+            self.client("sqs").send_message(QueueUrl=destination, MessageBody=json.dumps(record))
+            self.timeline.say(f"after {attempts} attempts: to its dead-letter queue", function[:10])
 
     def _run_event_sources(self) -> int:
         """The SQS event source mapping: batches from the queue to the function, partial batch
@@ -630,6 +699,31 @@ class Emulator:
             "executions"
         ]:
             sfn.stop_execution(executionArn=e["executionArn"])
+
+
+def failure_record(
+    function_name: str, event: dict[str, Any], error: Exception, attempts: int
+) -> dict[str, Any]:
+    """What Lambda sends an on-failure destination when an asynchronous invocation failed
+    every attempt (the record's shape: AWS Lambda Developer Guide, "Capturing records of
+    Lambda asynchronous invocations")."""
+    return {
+        "version": "1.0",
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "responsePayload": {"errorMessage": str(error), "errorType": type(error).__name__},
+    }
 
 
 @dataclass

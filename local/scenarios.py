@@ -282,7 +282,9 @@ class Scenarios:
         self.emu.pump()
         held = {k: v["Owner"] for k, v in self.emu.locks().items() if "Owner" in v}
         self.check("every lock is free", not held)
-        self.check("no orphan task is running", self.emu.running_tasks() == [])
+        running = self.emu.running_tasks()
+        left = f" (running: {', '.join(t.rsplit('/', 1)[-1] for t in running)})" if running else ""
+        self.check(f"no orphan task is running{left}", running == [])
         self.check(
             "every incident was delivered (alerts queue empty)",
             self.emu.queue_depth("AlertsQueue") == 0,

@@ -16,16 +16,15 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.parameters import base as parameters_base
 from moto import mock_aws
 from moto.backends import get_backend
 
-from alerts import deliver
 from common import clients
 from common.incident import Incident, Severity
 from local.deploy import (
     AlertsPipe,
     LockingStack,
+    cold_start,
     deploy_alerts,
     deploy_locking_stack,
     function_environment,
@@ -114,10 +113,7 @@ def make_alerts(
             # Slack's pacing (2 s between posts) is tested on its own; elsewhere it only waits.
             if interval is not None:
                 monkeypatch.setenv("SLACK_MIN_POST_INTERVAL_SECONDS", str(interval))
-            clients.reset()
-            parameters_base.DEFAULT_PROVIDERS.clear()
-            deliver.PACER.last_post.clear()
-            deliver.PACER.blocked_until.clear()
+            cold_start()
             # Imported once the environment is the function's, as in Lambda.
             module, _, name = handler_of(stack, "AlertsFunction").rpartition(".")
             handler = getattr(importlib.import_module(module), name)
