@@ -122,7 +122,8 @@ class Incident:
     kind: str
     """execution (an execution ended badly) | redrive (a redriven execution and its lock) |
     unlocked (a live run found without its lock) | stuck (running past its timeout) |
-    unreadable (something the reconciler could not read, skipped)"""
+    unreadable (something the reconciler could not read, skipped) | forced (an operator
+    released the lock of a live run by hand)"""
     severity: Severity
     status: str
     lock_id: str | None

@@ -12,6 +12,8 @@ from common.task_input import INVALID_INPUT_ERROR
 
 LOCK_HELD_ERROR = "Lock.Held"
 """The error with which the janitor stops a redriven execution whose lock another run holds."""
+OPERATOR_STOP_ERROR = "Operator.Forced"
+"""The error with which `lock-janitor release --force --stop` stops a live holder."""
 RUN_TIMEOUT_ERROR = "Task.Timeout"
 """The state machine's error for a task that outran its timeoutSeconds."""
 
@@ -71,6 +73,13 @@ def ended(  # noqa: PLR0911 - a decision table
             "Follow-up of a redrive the janitor stopped because another run held the lock "
             "(see that incident). Nothing more to do." + missed,
             "the redriven run stopped so it would not overlap the lock's holder",
+        )
+    if status == "ABORTED" and error == OPERATOR_STOP_ERROR:
+        return Triage(
+            Severity.LOW,
+            "Follow-up of an operator's forced release (lock-janitor release --force --stop; "
+            "see that incident). Nothing more to do." + missed,
+            "an operator stopped the run and released its lock",
         )
     if status == "ABORTED":
         return Triage(
@@ -191,4 +200,23 @@ def unreadable(what: str) -> Triage:
         "Fix the cause it names (permissions, an item edited by hand); until then, whatever "
         "it guards is not healed.",
         f"the reconciler could not read {what} and skipped it",
+    )
+
+
+def forced(stopped: bool) -> Triage:
+    """An operator released a lock by hand while its holder was running (`FORCED`)."""
+    if stopped:
+        return Triage(
+            Severity.MEDIUM,
+            "An operator stopped a live run and its task, then released its lock "
+            "(lock-janitor release --force --stop). Nothing more to do unless the stop was "
+            "not expected: ask who ran it.",
+            "an operator stopped the running holder and released its lock",
+        )
+    return Triage(
+        Severity.MEDIUM,
+        "An operator released the lock of a run that is still going (lock-janitor release "
+        "--force): that run and its task go on without the lock, so the next run may overlap "
+        "them. Stop the run if it must not finish.",
+        "an operator released the lock of a live run, which goes on without it",
     )

@@ -14,7 +14,7 @@ never, make one AWS call fail once, run the reconciler, and let time pass. After
 and at the end, once every execution has ended and the reconciler has run past its grace:
 every lock free, no task of an ended execution running, every repair reported.
 
-`make test` runs 300 examples in four shards with fixed seeds (pytest-xdist spreads them over
+`make test` runs 200 examples in four shards with fixed seeds (pytest-xdist spreads them over
 the cores); `make model N=10000` runs as many as asked, with a new seed each time, and prints
 how many steps and distinct orderings it checked and the longest overlap it saw.
 """
@@ -52,7 +52,7 @@ from tests.handlers.conftest import FakeContext, resolve_handler
 from tests.support.faults import failing_call
 from tests.support.machine import Machine, cached_asl_trees, quick_sync_polls, running_machine
 
-EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "200"))
 STEPS = int(os.environ.get("MODEL_STEPS", "12"))
 SHARDS = int(os.environ.get("MODEL_SHARDS", "4"))
 SEED = int(

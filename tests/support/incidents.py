@@ -282,6 +282,31 @@ def unreadable(n: int = 1) -> Incident:
     return _found_by_reconciler("unreadable", t, "billing-sync", n, repairs, status="UNREADABLE")
 
 
+def forced(n: int = 1) -> Incident:
+    """As `lock-janitor release --force` builds it (the run goes on without its lock)."""
+    from dataclasses import replace
+
+    from common.lock_table import Lock
+    from common.task_input import TaskInput
+    from common.truth import ExecutionTruth
+    from lock_janitor_cli.operations import ReleaseCase, forced_incident
+
+    holder = execution(f"nightly-report-{n}")
+    case = ReleaseCase(
+        "nightly-report",
+        Lock("nightly-report", owner=holder.arn, token=12, timeout_seconds=3600),
+        ExecutionTruth(
+            holder.arn,
+            "RUNNING",
+            holder.name,
+            MACHINE,
+            start_ms=START_MS,
+            input=TaskInput("nightly-report", 3600),
+        ),
+    )
+    return replace(forced_incident(case), detected_at="2026-11-29T02:00:01+00:00")
+
+
 KINDS = {
     "failed": failed,
     "run-timeout": run_timeout,
@@ -293,6 +318,7 @@ KINDS = {
     "unlocked": unlocked,
     "stuck": stuck,
     "unreadable": unreadable,
+    "forced": forced,
 }
 """Every kind of incident on-call can get: name -> a builder taking the run's number."""
 
