@@ -61,29 +61,31 @@ def _timeline_on_failure() -> Iterator[None]:
     print("\n".join(TIMELINE[start:]))
 
 
-@pytest.fixture
-def cli(emu: Emulator, tmp_path: Path) -> Any:
-    """Run the installed command as on-call would: a shell with no AWS settings at all, in a
+def run_cli(endpoint: str, home: Path, *args: str) -> Ran:
+    """The installed command as on-call runs it: a shell with no AWS settings at all, in a
     folder with no samconfig.toml, the emulator's printed endpoint the only option."""
-
-    def run(*args: str, endpoint: str | None = None, stdin: str = "") -> Ran:
-        env = {
+    done = subprocess.run(
+        [str(COMMAND), "--endpoint-url", endpoint, *args],
+        capture_output=True,
+        text=True,
+        env={
             "PATH": "/usr/bin:/bin",
-            "HOME": str(tmp_path),
+            "HOME": str(home),
             "AWS_EC2_METADATA_DISABLED": "true",
             "COLUMNS": "200",
-        }
-        done = subprocess.run(
-            [str(COMMAND), "--endpoint-url", endpoint or emu.endpoint, *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            input=stdin,
-            timeout=120,
-            check=False,
-        )
-        return Ran(done.returncode, done.stdout, done.stderr)
+        },
+        cwd=home,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    return Ran(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture
+def cli(emu: Emulator, tmp_path: Path) -> Any:
+    def run(*args: str, endpoint: str | None = None) -> Ran:
+        return run_cli(endpoint or emu.endpoint, tmp_path, *args)
 
     return run
 
@@ -363,24 +365,13 @@ def test_make_local_serve_is_found_with_its_printed_endpoint_alone(tmp_path: Pat
                     endpoint = line.split(": ", 1)[1].strip()
         assert endpoint.startswith("http://127.0.0.1:"), "the server printed its endpoint"
 
-        def cli(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [str(COMMAND), "--endpoint-url", endpoint, *args],
-                capture_output=True,
-                text=True,
-                env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-                cwd=tmp_path,
-                timeout=120,
-                check=False,
-            )
-
-        assert cli("run", "sample").returncode == 0
-        held = json.loads(cli("--json", "status", "sample").stdout)
+        assert run_cli(endpoint, tmp_path, "run", "sample").code == 0
+        held = run_cli(endpoint, tmp_path, "--json", "status", "sample").json()
         assert held["state"] == "held"
         assert held["holderStatus"] == "RUNNING"
-        released = cli("release", "sample", "--force", "--stop", "--yes")
-        assert released.returncode == 0, released.stderr
-        free = json.loads(cli("--json", "status", "sample").stdout)
+        released = run_cli(endpoint, tmp_path, "release", "sample", "--force", "--stop", "--yes")
+        assert released.code == 0, released.err
+        free = run_cli(endpoint, tmp_path, "--json", "status", "sample").json()
         assert (free["state"], free["lastOutcome"]) == ("free", "FORCED")
     finally:
         server.send_signal(signal.SIGINT)
