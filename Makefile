@@ -61,8 +61,8 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(STAMP) ## mypy --strict on src/ and the CLI
-	$(BIN)/mypy --strict src lock_janitor_cli
+typecheck: $(STAMP) ## mypy --strict on everything: src/, the CLI, local/, tests/
+	$(BIN)/mypy --strict src lock_janitor_cli local tests
 
 # pytest-xdist: two workers per core. The model and the end-to-end tests spend part of their
 # time waiting on real time (a 1-second run timeout, moto's pollers): a third and fourth worker

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from botocore.model import OperationModel
 from moto.core.responses import ActionResult
 from moto.ecs.models import EC2ContainerServiceBackend
-from moto.stepfunctions.exceptions import AWSError
+from moto.stepfunctions.exceptions import AWSError  # type: ignore[attr-defined]
 from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
     CustomErrorName,
@@ -143,7 +143,7 @@ def ecs_integration_errors() -> Iterator[None]:
             env=env,
             error_name=CustomErrorName(name),
             event_type=HistoryEventType.TaskFailed,
-            event_details=EventDetails(
+            event_details=EventDetails(  # type: ignore[typeddict-item]  # moto: a total TypedDict
                 taskFailedEventDetails=TaskFailedEventDetails(
                     error=name,
                     cause=cause,
@@ -182,7 +182,7 @@ def ecs_sync_fails_on_nonzero_exit() -> Iterator[None]:
                         env=env,
                         error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
                         event_type=HistoryEventType.TaskFailed,
-                        event_details=EventDetails(
+                        event_details=EventDetails(  # type: ignore[typeddict-item]  # moto: a total TypedDict
                             taskFailedEventDetails=TaskFailedEventDetails(
                                 error=error,
                                 cause=json.dumps(task, default=str),
@@ -318,7 +318,8 @@ def _failed_state(history: list[dict[str, Any]]) -> tuple[str, Any]:
     return last, open_states[last]
 
 
-def _redrive(execution: SfnExecution) -> None:
+def _redrive(execution: Any) -> None:
+    # Any: moto's Execution, given the attributes a redrive needs (redrive_count, ...).
     """Run the execution again from the state it stopped in, under its own ARN and context,
     keeping its history (plus an ExecutionRedriven event) as Step Functions does."""
     old_env = execution.exec_worker.env
@@ -366,8 +367,8 @@ def redrive_execution() -> Iterator[None]:
     $$.Execution.Input is the failed state's input (the locking ASL never reads it)."""
     redrivable = {"FAILED", "TIMED_OUT", "ABORTED"}
 
-    def redrive(self: StepFunctionsParserBackend, execution_arn: str) -> SfnExecution:
-        execution = self.describe_execution(execution_arn)
+    def redrive(self: StepFunctionsParserBackend, execution_arn: str) -> Any:
+        execution: Any = self.describe_execution(execution_arn)
         if execution.status not in redrivable:
             raise AWSError(
                 f"Execution {execution_arn} is {execution.status}", "ExecutionNotRedrivable"
@@ -377,11 +378,12 @@ def redrive_execution() -> Iterator[None]:
 
     def redrive_response(self: StepFunctionResponse) -> Any:
         arn = self._get_param("executionArn")
-        execution = self.stepfunction_backend.redrive_execution(arn)
+        backend: Any = self.stepfunction_backend
+        execution = backend.redrive_execution(arn)
         return ActionResult({"redriveDate": execution.redrive_date})
 
     def history(self: SfnExecution) -> Any:
-        out = original_history(self)
+        out: Any = original_history(self)
         previous = getattr(self, "bridge_previous_events", [])
         if previous:
             offset = len(previous)
@@ -401,13 +403,13 @@ def redrive_execution() -> Iterator[None]:
             into["redriveDate"] = execution.redrive_date
 
     def describe(self: StepFunctionResponse) -> Any:
-        result = original_describe(self)
+        result: Any = original_describe(self)
         execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
         redrive_fields(execution, result.result)
         return result
 
     def list_executions(self: StepFunctionResponse) -> Any:
-        result = original_list(self)
+        result: Any = original_list(self)
         arn = self._get_param("stateMachineArn")
         machine = self.stepfunction_backend.describe_state_machine(arn)
         by_arn = {e.execution_arn: e for e in machine.executions}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,10 +136,58 @@ def cold_start() -> None:
     Slack secret and its provider, Slack's pacing), as a new Lambda environment would: a second
     emulator in one process otherwise reaches the first one's closed endpoint."""
     clients.reset()
-    parameters.clear_caches()
-    parameters_base.DEFAULT_PROVIDERS.clear()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    providers: dict[str, Any] = vars(parameters_base)["DEFAULT_PROVIDERS"]
+    providers.clear()
     deliver.PACER.last_post.clear()
     deliver.PACER.blocked_until.clear()
+
+
+FROZEN_TASKS = {"progression": "manual", "times": 10**9}
+"""moto's ECS task lifecycle, held: a task runs until the harness ends it (moto runs none)."""
+
+
+@dataclass
+class FakeContext:
+    """What Powertools reads from a LambdaContext, for a function of the stack."""
+
+    function_name: str = "lock-janitor-JanitorFunction"
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+    log_stream_name: str = "2026/11/29/[$LATEST]abcdef"
+    region: str = "us-east-1"
+    account: str = "123456789012"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def sqs_records(
+    messages: Sequence[Mapping[str, Any]], *, region: str, queue_arn: str | None = None
+) -> list[dict[str, Any]]:
+    """SQS messages as the records of the event Lambda's SQS event source hands a function."""
+    return [
+        {
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "attributes": m.get("Attributes", {}),
+            "messageAttributes": {},
+            "md5OfBody": m["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            **({"eventSourceARN": queue_arn} if queue_arn else {}),
+            "awsRegion": region,
+        }
+        for m in messages
+    ]
 
 
 @dataclass(frozen=True)
@@ -157,7 +206,7 @@ class LockingStack:
 
     def clients(self) -> dict[str, Any]:
         return {
-            name: boto3.client(name, region_name=self.region)  # type: ignore[call-overload]
+            name: boto3.client(name, region_name=self.region)
             for name in ("dynamodb", "ecs", "stepfunctions")
         }
 
@@ -436,20 +485,7 @@ def sqs_batch(pipe: AlertsPipe, region: str, size: int = 100) -> dict[str, Any]:
         ).get("Messages", [])
         if not messages:
             break
-        for m in messages:
-            records.append(
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": m.get("Attributes", {}),
-                    "messageAttributes": {},
-                    "md5OfBody": m["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": pipe.queue_arn,
-                    "awsRegion": region,
-                }
-            )
+        records += sqs_records(messages, region=region, queue_arn=pipe.queue_arn)
     return {"Records": records}
 
 

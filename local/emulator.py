@@ -39,13 +39,18 @@ from moto.server import ThreadedMotoServer
 
 from local.bridges import all_bridges, status_change_event
 from local.deploy import (
+    FROZEN_TASKS,
+    FakeContext,
     cold_start,
     create_queue,
     create_state_machine,
     create_table,
+    default_network,
     exit_container,
     register_stack,
     register_task_definition,
+    sqs_records,
+    wait_for,
 )
 from local.template import ROOT, Context, translated_template
 from local.webhook import WebhookSink
@@ -56,7 +61,6 @@ STACK = "lock-janitor"
 EMAIL = "oncall@example.com"
 MAIL_SHOWN = 3
 _EMPTY_ZIP = bytes.fromhex("504b0506" + "00" * 18)  # a zip archive with nothing in it
-FROZEN_TASKS = {"progression": "manual", "times": 10**9}  # tasks run until the harness ends them
 
 
 @dataclass
@@ -214,11 +218,7 @@ class Emulator:
     def deploy(self) -> Deployed:
         """template.yaml, translated, with its own parameter defaults and the few values only
         this machine can give (printed)."""
-        ec2 = self.client("ec2")
-        vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
-        only = [{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
-        subnets = sorted(s["SubnetId"] for s in ec2.describe_subnets(Filters=only)["Subnets"])[:2]
-        group = ec2.describe_security_groups(Filters=only)["SecurityGroups"][0]["GroupId"]
+        subnets, groups = default_network(REGION)
         assert self.sink is not None
         secret = self.client("secretsmanager").create_secret(
             Name=f"{STACK}/slack-webhook", SecretString=self.sink.url
@@ -227,7 +227,7 @@ class Emulator:
         values = {k: v["Default"] for k, v in template["Parameters"].items() if "Default" in v}
         overrides: dict[str, Any] = {
             "Subnets": subnets,
-            "SecurityGroups": [group],
+            "SecurityGroups": groups,
             "SlackWebhookSecretArn": secret,
             "AlertsEmail": EMAIL,
             "ReconcileGraceSeconds": 0,
@@ -502,7 +502,10 @@ class Emulator:
                 handler = module.logger.registered_handler
                 previous, handler.stream = handler.stream, sink
                 try:
-                    result = getattr(module, attr)(event, _Context(function))
+                    context = FakeContext(
+                        f"{STACK}-{function.logical_id}", region=REGION, account=ACCOUNT
+                    )
+                    result = getattr(module, attr)(event, context)
                 except Exception as err:
                     self.invocations.append((logical_id, f"{type(err).__name__}: {err}"))
                     raise
@@ -576,19 +579,7 @@ class Emulator:
                     ).get("Messages", [])
                     if not got:
                         break
-                    records += [
-                        {
-                            "messageId": m["MessageId"],
-                            "receiptHandle": m["ReceiptHandle"],
-                            "body": m["Body"],
-                            "attributes": {},
-                            "messageAttributes": {},
-                            "md5OfBody": m["MD5OfBody"],
-                            "eventSource": "aws:sqs",
-                            "awsRegion": REGION,
-                        }
-                        for m in got
-                    ]
+                    records += sqs_records(got, region=REGION)
                 if not records:
                     break
                 self.timeline.say(f"{len(records)} message(s) from the alerts queue", function[:10])
@@ -641,27 +632,28 @@ class Emulator:
 
     def task_of(self, execution_arn: str, timeout: float = 30.0) -> str:
         sfn = self.client("stepfunctions")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for e in sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)[
-                "events"
-            ]:
+
+        def submitted() -> str | None:
+            history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)
+            for e in history["events"]:
                 if e["type"] == "TaskSubmitted":
-                    return str(
-                        json.loads(e["taskSubmittedEventDetails"]["output"])["Tasks"][0]["TaskArn"]
-                    )
-            time.sleep(0.1)
-        raise TimeoutError(f"no task started for {execution_arn}")
+                    output = json.loads(e["taskSubmittedEventDetails"]["output"])
+                    return str(output["Tasks"][0]["TaskArn"])
+            return None
+
+        task: str = wait_for(submitted, timeout=timeout)
+        return task
 
     def wait_done(self, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
         sfn = self.client("stepfunctions")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            d: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-            if d["status"] != "RUNNING":
-                return d
-            time.sleep(0.1)
-        raise TimeoutError(f"{execution_arn} still running")
+        done: dict[str, Any] = wait_for(
+            lambda: (
+                (d := sfn.describe_execution(executionArn=execution_arn))["status"] != "RUNNING"
+                and d
+            ),
+            timeout=timeout,
+        )
+        return done
 
     def locks(self) -> dict[str, dict[str, str]]:
         assert self.deployed is not None
@@ -724,26 +716,6 @@ def failure_record(
         },
         "responsePayload": {"errorMessage": str(error), "errorType": type(error).__name__},
     }
-
-
-@dataclass
-class _Context:
-    function: Function
-    memory_limit_in_mb: int = 256
-    aws_request_id: str = "local-request"
-    log_group_name: str = "local"
-    log_stream_name: str = "local"
-
-    @property
-    def function_name(self) -> str:
-        return f"{STACK}-{self.function.logical_id}"
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 def _summary(result: Any) -> str:

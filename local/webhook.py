@@ -84,7 +84,7 @@ class WebhookSink:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}{SECRET_PATH}"
+        return f"http://{host!s}:{port}{SECRET_PATH}"
 
     def answer(self, *answers: Answer) -> None:
         """Queue the next answers; after them, 200 "ok"."""

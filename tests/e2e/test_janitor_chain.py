@@ -11,8 +11,8 @@ import pytest
 
 from common import clients
 from local.bridges import status_change_event
-from local.deploy import function_environment, received_incidents
-from tests.handlers.conftest import FakeContext, resolve_handler
+from local.deploy import FakeContext, function_environment, received_incidents
+from tests.handlers.conftest import resolve_handler
 from tests.support.machine import Machine
 
 

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from common import clients
-from local.deploy import function_environment, received_incidents
-from tests.handlers.conftest import FakeContext, resolve_handler
+from local.deploy import FakeContext, function_environment, received_incidents
+from tests.handlers.conftest import resolve_handler
 from tests.support.machine import Machine
 
 

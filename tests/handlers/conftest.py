@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from common import clients
-from local.deploy import function_environment, handler_of
+from local.deploy import FakeContext, function_environment, handler_of
 from local.template import ROOT
 from tests.support.machine import Machine, running_machine
 
@@ -23,23 +23,6 @@ EVENTS = ROOT / "events"
 def load_event(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS / name).read_text())
     return event
-
-
-@dataclass
-class FakeContext:
-    """What Powertools reads from a LambdaContext."""
-
-    function_name: str = "lock-janitor-JanitorFunction"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = (
-        "arn:aws:lambda:us-east-1:123456789012:function:lock-janitor-JanitorFunction"
-    )
-    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-    log_group_name: str = "/aws/lambda/lock-janitor-JanitorFunction"
-    log_stream_name: str = "2026/11/29/[$LATEST]abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 def resolve_handler(machine: Machine, logical_id: str) -> Callable[..., Any]:

@@ -23,6 +23,7 @@ from common import clients
 from common.incident import Incident, Severity
 from local.deploy import (
     AlertsPipe,
+    FakeContext,
     LockingStack,
     cold_start,
     deploy_alerts,
@@ -34,7 +35,6 @@ from local.deploy import (
     sqs_batch,
 )
 from local.webhook import SECRET_PATH, Answer, WebhookSink
-from tests.handlers.conftest import FakeContext
 from tests.support import incidents
 from tests.support.faults import failing_call
 from tests.support.incidents import ALARM

@@ -46,9 +46,15 @@ from hypothesis.stateful import (
 from common import clients
 from common.settings import ReconcilerSettings
 from local.bridges import status_change_event
-from local.deploy import exit_container, function_environment, received_incidents, wait_for
+from local.deploy import (
+    FakeContext,
+    exit_container,
+    function_environment,
+    received_incidents,
+    wait_for,
+)
 from reconciler.reconcile import Reconciler
-from tests.handlers.conftest import FakeContext, resolve_handler
+from tests.handlers.conftest import resolve_handler
 from tests.support.faults import failing_call
 from tests.support.machine import Machine, cached_asl_trees, quick_sync_polls, running_machine
 
@@ -387,7 +393,7 @@ class LockModel(RuleBasedStateMachine):
         lock = self.lock()
         before = self.previous_lock.get("Owner")
         released = before and lock.get("Owner") != before and lock.get("LastOwner") == before
-        if released and lock.get("LastReleasedBy") in REPAIRERS:
+        if before and released and lock.get("LastReleasedBy") in REPAIRERS:
             assert self.status(before)["status"] != "RUNNING", (
                 f"released the lock of live {before}; steps {self.trace}"
             )

@@ -15,14 +15,13 @@ from moto.moto_api import state_manager
 
 from local.bridges import all_bridges
 from local.deploy import (
+    FROZEN_TASKS,
     LockingStack,
     deploy_locking_stack,
     exit_container,
     schedule_inputs,
     wait_for,
 )
-
-FROZEN = {"progression": "manual", "times": 10**9}  # tasks run until a test ends them
 
 
 @dataclass
@@ -72,9 +71,10 @@ class Machine:
         return result
 
     def wait_done(self, arn: str, timeout: float = 30) -> dict[str, Any]:
-        return wait_for(
+        done: dict[str, Any] = wait_for(
             lambda: (d := self.describe(arn))["status"] != "RUNNING" and d, timeout=timeout
         )
+        return done
 
     def history(self, arn: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = self.sfn.get_execution_history(
@@ -136,7 +136,7 @@ def running_machine() -> Iterator[Machine]:
     """moto with the real ASL executing, the bridges on, ECS tasks running until a test ends
     them, and the locking stack deployed; every execution is stopped on the way out."""
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), all_bridges():
-        state_manager.set_transition(model_name="ecs::task", transition=FROZEN)
+        state_manager.set_transition(model_name="ecs::task", transition=FROZEN_TASKS)
         stack = deploy_locking_stack()
         clients = {
             n: boto3.client(n, region_name=stack.region)

@@ -116,11 +116,12 @@ def test_schedule_names_fit_scheduler_and_differ_between_stacks() -> None:
     names = []
     for stack in (long, "dev", "prod"):
         ctx = Context(template=cfn, parameters={}, stack_name=stack)
-        ctx.pseudo = lambda stack=stack, ctx=ctx: {  # type: ignore[method-assign]
-            **Context.pseudo(ctx),
-            "AWS::StackId": f"arn:aws:cloudformation:us-east-1:123456789012:stack/{stack}/"
-            f"{abs(hash(stack)) % 10**8:08d}-1111-4222-8333-444455556666",
-        }
+        stack_id = (
+            f"arn:aws:cloudformation:us-east-1:123456789012:stack/{stack}/"
+            f"{abs(hash(stack)) % 10**8:08d}-1111-4222-8333-444455556666"
+        )
+        pseudo = {**Context.pseudo(ctx), "AWS::StackId": stack_id}
+        setattr(ctx, "pseudo", lambda pseudo=pseudo: pseudo)  # noqa: B010 - replaces a method
         for name, res in cfn["Resources"].items():
             if res["Type"] == "AWS::Scheduler::Schedule":
                 resolved = ctx.resolve(res["Properties"]["Name"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from moto.events.models import EventPattern
@@ -24,6 +24,11 @@ def rule_pattern() -> EventPattern:
     ctx.refs["LockingStateMachine"] = MACHINE
     pattern = ctx.resolve(template["Resources"]["JanitorRule"]["Properties"]["EventPattern"])
     return EventPattern.load(json.dumps(pattern))
+
+
+def matches_rule(event: dict[str, Any]) -> bool:
+    """The rule's pattern, as EventBridge applies it (moto's matcher), on one event."""
+    return bool(rule_pattern().matches_event(cast("Any", event)))
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -54,7 +59,7 @@ def test_every_sample_event_has_an_expectation() -> None:
 
 @pytest.mark.parametrize(("name", "matches"), sorted(EXPECTED.items()))
 def test_rule_matches_exactly_what_the_janitor_heals(name: str, matches: bool) -> None:
-    assert rule_pattern().matches_event(load(EVENTS / name)) is matches
+    assert matches_rule(load(EVENTS / name)) is matches
 
 
 @pytest.mark.parametrize(
@@ -69,16 +74,16 @@ def test_rule_matches_exactly_what_the_janitor_heals(name: str, matches: bool) -
 )
 def test_aws_documented_events(name: str, matches: bool) -> None:
     event = load(AWS_DOCS / name)
-    assert rule_pattern().matches_event(event) is False, "another machine's events never match"
+    assert matches_rule(event) is False, "another machine's events never match"
     event["detail"]["stateMachineArn"] = MACHINE
-    assert rule_pattern().matches_event(event) is matches
+    assert matches_rule(event) is matches
 
 
 @pytest.mark.parametrize(("count", "matches"), [(0, False), (1, True), (7, True)])
 def test_running_matches_only_when_redriven(count: int, matches: bool) -> None:
     event = load(EVENTS / "janitor-running-redriven.json")
     event["detail"]["redriveCount"] = count
-    assert rule_pattern().matches_event(event) is matches
+    assert matches_rule(event) is matches
 
 
 def test_rule_target_retries_and_keeps_what_it_cannot_deliver() -> None:

@@ -304,7 +304,7 @@ def test_ecs_tasks_one_call_at_a_time_gap_and_bridge(world: World) -> None:
     serves a state machine's RunTask and a janitor's DescribeTasks at once): without the bridge
     the walk fails; with it, the RunTask waits for the walk to end and both succeed."""
     subnets, groups = default_network(REGION)
-    network = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups}}
+    network: Any = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups}}
 
     def run_task() -> str:
         return str(
@@ -317,7 +317,7 @@ def test_ecs_tasks_one_call_at_a_time_gap_and_bridge(world: World) -> None:
         )
 
     first = run_task()
-    task_class = type(get_backend("ecs")["123456789012"][REGION].tasks["bridges"][first])
+    task_class: Any = type(get_backend("ecs")["123456789012"][REGION].tasks["bridges"][first])
     original_advance = task_class.advance
 
     def describe_while_another_thread_runs_a_task() -> tuple[list[str], list[str]]:
@@ -355,7 +355,7 @@ def test_ecs_list_tasks_running_by_default_gap_and_bridge(world: World) -> None:
     """AWS lists only tasks whose desired status is RUNNING unless asked otherwise; moto lists
     every task it ever started."""
     subnets, groups = default_network(REGION)
-    network = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups}}
+    network: Any = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups}}
     arns = [
         world.ecs.run_task(
             cluster=world.cluster,

@@ -15,5 +15,7 @@ def test_a_connection_beyond_loopback_is_refused() -> None:
 
 
 def test_loopback_connections_work() -> None:
-    with WebhookSink() as sink, socket.create_connection(sink.server.server_address[:2], 2):
-        pass
+    with WebhookSink() as sink:
+        host, port = str(sink.server.server_address[0]), int(sink.server.server_address[1])
+        with socket.create_connection((host, port), 2):
+            pass

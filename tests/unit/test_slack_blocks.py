@@ -27,7 +27,12 @@ GOLDEN = ROOT / "tests" / "golden" / "alerts"
 
 
 def storm(n: int = 40) -> list[dict[str, Any]]:
-    makers = [incidents.failed, incidents.aborted, incidents.run_timeout, incidents.timed_out]
+    makers: list[Callable[..., Any]] = [
+        incidents.failed,
+        incidents.aborted,
+        incidents.run_timeout,
+        incidents.timed_out,
+    ]
     locks = [f"job-{k:02d}" for k in range(25)]
     return [makers[i % 4](i, lock=locks[i % 25]).to_json() for i in range(n)]
 
@@ -38,11 +43,12 @@ def digest(n: int = 40) -> Any:
     )
 
 
+def _incident_message(make: Callable[[int], Any]) -> Callable[[], dict[str, Any]]:
+    return lambda: blocks.incident_message(make(1).to_json())
+
+
 CASES: dict[str, Callable[[], dict[str, Any]]] = {
-    **{
-        f"slack-{name}.json": (lambda make=make: blocks.incident_message(make(1).to_json()))
-        for name, make in KINDS.items()
-    },
+    **{f"slack-{name}.json": _incident_message(make) for name, make in KINDS.items()},
     "slack-minimal.json": lambda: blocks.minimal_message(incidents.failed().to_json()),
     "slack-digest.json": lambda: blocks.digest_message(digest()),
     "slack-minimal-digest.json": lambda: blocks.minimal_digest_message(digest()),

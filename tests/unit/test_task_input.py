@@ -85,7 +85,8 @@ def test_each_rule(change: dict[str, Any], wrong: list[str]) -> None:
 
 
 def test_missing_fields_and_other_shapes() -> None:
-    for document in ({}, [], "x", 3, None, {"lockId": None}):
+    documents: list[Any] = [{}, [], "x", 3, None, {"lockId": None}]
+    for document in documents:
         assert problems(document, EXECUTION_TIMEOUT) == asl_problems(document)
     assert len(problems({}, EXECUTION_TIMEOUT)) == 4
 

@@ -78,7 +78,7 @@ def test_a_run_task_whose_answer_was_lost_is_an_unsure_start() -> None:
 
 
 def test_terminal_error_is_the_last_terminal_event() -> None:
-    history = [
+    history: list[dict[str, Any]] = [
         {"type": "ExecutionStarted"},
         {"type": "ExecutionFailed", "executionFailedEventDetails": {"error": "E", "cause": "C"}},
     ]
