@@ -9,6 +9,7 @@ nothing."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -46,12 +47,28 @@ def run_offline(python: Path | str, *argv: str, cwd: Path) -> subprocess.Complet
 
 
 @pytest.fixture(scope="module")
-def scan(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the translated template, checkov's JSON report on it)."""
+def scan(
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the translated template, checkov's JSON report on it). Under pytest-xdist the first
+    worker to get here scans and the others read its report (a scan costs 20 s of CPU)."""
     if not SCAN_PYTHON.exists():
         pytest.fail(f"{SCAN_PYTHON.relative_to(ROOT)} is missing: `make test` creates it")
-    workdir = tmp_path_factory.mktemp("checkov")
     template = translated_template()
+    if worker_id == "master":
+        return template, checkov_report(tmp_path_factory.mktemp("checkov"), template)
+    shared = tmp_path_factory.getbasetemp().parent  # this run's folder, one for every worker
+    saved = shared / "checkov-report.json"
+    with (shared / "checkov.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not saved.exists():
+            report = checkov_report(tmp_path_factory.mktemp("checkov"), template)
+            saved.write_text(json.dumps(report))
+    return template, json.loads(saved.read_text())
+
+
+def checkov_report(workdir: Path, template: dict[str, Any]) -> dict[str, Any]:
+    """checkov's JSON report on `template`, run offline in `workdir`."""
     (workdir / "template.json").write_text(json.dumps(template, indent=1))
     done = run_offline(
         SCAN_PYTHON,
@@ -68,7 +85,7 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict
     assert offline.MARK not in done.stderr, done.stderr
     assert done.returncode in (0, 1), done.stderr[-2000:]  # 1: checks failed, reported below
     report: dict[str, Any] = json.loads(done.stdout)
-    return template, report
+    return report
 
 
 def suppressions() -> dict[tuple[str, str], str]:
