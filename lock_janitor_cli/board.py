@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.incident import Execution, duration_text
-from common.lock_table import Lock, OddItem, scan_pages
+from common.lock_table import LOCK_ID, Lock, OddItem, scan_pages
 from common.pending import is_pending
 from common.truth import (
     AwsError,
@@ -31,6 +31,7 @@ from common.truth import (
     read_history,
 )
 from lock_janitor_cli.stack import Schedule, Stack
+from reconciler.reconcile import running_executions
 
 STALE = "stale"
 OVERDUE = "overdue"
@@ -107,7 +108,7 @@ def read_board(stack: Stack, now: datetime | None = None) -> Board:
         for item in page:
             if is_pending(item):
                 continue
-            key = item.get("LockId", {}).get("S")
+            key = item.get(LOCK_ID, {}).get("S")
             if not isinstance(key, str):
                 continue
             try:
@@ -115,10 +116,7 @@ def read_board(stack: Stack, now: datetime | None = None) -> Board:
             except OddItem as err:
                 odd[key] = str(err)
     arns = {lock.owner for lock in locks.values() if lock.owner}
-    for listed in aws.stepfunctions.get_paginator("list_executions").paginate(
-        stateMachineArn=stack.state_machine_arn, statusFilter="RUNNING"
-    ):
-        arns |= {e["executionArn"] for e in listed["executions"]}
+    arns |= set(running_executions(aws, stack.state_machine_arn))
     executions: dict[str, ExecutionTruth] = {}
     unreadable: dict[str, str] = {}
     for arn in sorted(arns):
