@@ -21,6 +21,7 @@ import jsonata
 from botocore.exceptions import ClientError
 from botocore.model import OperationModel
 from moto.core.responses import ActionResult
+from moto.dynamodb.models import DynamoDBBackend
 from moto.ecs.models import EC2ContainerServiceBackend
 from moto.stepfunctions.exceptions import AWSError  # type: ignore[attr-defined]
 from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, TaskFailedEventDetails
@@ -216,7 +217,24 @@ def parser_scopes_per_parse() -> Iterator[None]:
         yield
 
 
-_ECS_TASKS_METHODS = ("run_task", "start_task", "describe_tasks", "list_tasks", "stop_task")
+@contextlib.contextmanager
+def _one_call_at_a_time(backend: type, methods: tuple[str, ...]) -> Iterator[None]:
+    """The named methods of a moto backend, each run under one lock shared by all of them."""
+    lock = threading.RLock()
+
+    def serialised(name: str) -> Callable[..., Any]:
+        inner = getattr(backend, name)
+
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return inner(self, *args, **kwargs)
+
+        return call
+
+    with contextlib.ExitStack() as stack:
+        for name in methods:
+            stack.enter_context(_patched(backend, name, serialised(name)))
+        yield
 
 
 @contextlib.contextmanager
@@ -225,20 +243,23 @@ def ecs_tasks_one_call_at_a_time() -> Iterator[None]:
     tasks while a RunTask of another thread (a state machine's, in moto's server) inserts into
     it, and fails with "dictionary changed size during iteration" (HTTP 500). AWS serves both at
     once. Let one call that reads or writes the tasks run at a time."""
-    lock = threading.RLock()
+    methods = ("run_task", "start_task", "describe_tasks", "list_tasks", "stop_task")
+    with _one_call_at_a_time(EC2ContainerServiceBackend, methods):
+        yield
 
-    def serialised(name: str) -> Callable[..., Any]:
-        inner = getattr(EC2ContainerServiceBackend, name)
 
-        def call(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return inner(self, *args, **kwargs)
-
-        return call
-
-    with contextlib.ExitStack() as stack:
-        for name in _ECS_TASKS_METHODS:
-            stack.enter_context(_patched(EC2ContainerServiceBackend, name, serialised(name)))
+@contextlib.contextmanager
+def dynamodb_item_calls_one_at_a_time() -> Iterator[None]:
+    """Gap: moto's DynamoDB conditional writes are not atomic between threads: PutItem reads the
+    item, evaluates the condition, then stores it, with nothing held in between, so two threads
+    claiming one key with `attribute_not_exists` can both succeed (two alerts instances both
+    posted one incident). On AWS the condition is evaluated against the item as it is when the
+    write applies ("If the condition expression evaluates to true, the operation succeeds;
+    otherwise, the operation fails", Condition expressions, Amazon DynamoDB Developer Guide);
+    lock takes and delivery claims depend on it. Let one call that reads or writes items run at
+    a time."""
+    methods = ("put_item", "update_item", "delete_item", "get_item", "query", "scan")
+    with _one_call_at_a_time(DynamoDBBackend, (*methods, "transact_write_items")):
         yield
 
 
@@ -439,6 +460,7 @@ def all_bridges() -> Iterator[None]:
         ecs_sync_fails_on_nonzero_exit(),
         ecs_tasks_one_call_at_a_time(),
         ecs_list_tasks_running_by_default(),
+        dynamodb_item_calls_one_at_a_time(),
         jsonata_without_jvm(),
         parser_scopes_per_parse(),
         redrive_execution(),

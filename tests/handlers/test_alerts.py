@@ -21,6 +21,7 @@ from moto.backends import get_backend
 
 from common import clients
 from common.incident import Incident, Severity
+from local.bridges import dynamodb_item_calls_one_at_a_time
 from local.deploy import (
     AlertsPipe,
     FakeContext,
@@ -97,8 +98,9 @@ def make_alerts(
 ) -> Iterator[Callable[..., Alerts]]:
     """Deploys the pipeline: `webhook` is the secret's content (None: the sink's URL, "": no
     Slack); `email` is the EmailIncidents parameter; `interval` the seconds between posts
-    (None: the template's)."""
-    with mock_aws(), WebhookSink() as sink:
+    (None: the template's). Two instances run at once in some tests: DynamoDB's conditional
+    writes are made atomic between threads, as they are on AWS."""
+    with mock_aws(), dynamodb_item_calls_one_at_a_time(), WebhookSink() as sink:
         made: list[Alerts] = []
 
         def make(

@@ -374,3 +374,58 @@ def test_ecs_list_tasks_running_by_default_gap_and_bridge(world: World) -> None:
         assert by["taskArns"] == [arns[1]]
         stopped = world.ecs.list_tasks(cluster=world.cluster, desiredStatus="STOPPED")
         assert stopped["taskArns"] == [arns[0]]
+
+
+def test_dynamodb_item_calls_one_at_a_time_gap_and_bridge() -> None:
+    """Two instances claim one key at once with a conditional PutItem (`attribute_not_exists`):
+    on AWS exactly one succeeds. moto reads the item, evaluates the condition, then stores, with
+    nothing held in between: when the other thread's PutItem lands inside that gap, both
+    succeed. With the bridge the other waits for the first to end, and its condition fails."""
+    from moto.dynamodb.models.table import Table
+
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        ddb.create_table(
+            TableName="claims",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+        def claim(owner: str) -> str:
+            try:
+                ddb.put_item(
+                    TableName="claims",
+                    Item={"id": {"S": "k"}, "owner": {"S": owner}},
+                    ConditionExpression="attribute_not_exists(id)",
+                )
+            except ddb.exceptions.ConditionalCheckFailedException:
+                return "refused"
+            return "claimed"
+
+        original_get = Table.get_item
+
+        def claim_while_another_thread_claims(key: str) -> tuple[str, list[str]]:
+            ddb.delete_item(TableName="claims", Key={"id": {"S": "k"}})
+            other: list[str] = []
+
+            def get_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+                current = original_get(self, *args, **kwargs)  # read, condition not yet checked
+                if not other and threading.current_thread() is threading.main_thread():
+                    thread = threading.Thread(target=lambda: other.append(claim("other")))
+                    thread.start()
+                    thread.join(timeout=1.0)  # lands in the gap, unless the bridge holds it
+                return current
+
+            try:
+                Table.get_item = get_item  # type: ignore[method-assign]
+                mine = claim(key)
+            finally:
+                Table.get_item = original_get  # type: ignore[method-assign]
+            wait_for(lambda: other, timeout=10)
+            return mine, other
+
+        assert claim_while_another_thread_claims("main") == ("claimed", ["claimed"])
+        with moto_bridges.dynamodb_item_calls_one_at_a_time():
+            assert claim_while_another_thread_claims("main") == ("claimed", ["refused"])
+        assert Table.get_item is original_get
