@@ -12,8 +12,9 @@ import argparse
 import sys
 import time
 
-from local.emulator import Emulator, Timeline
+from local.emulator import Emulator
 from local.scenarios import Scenarios
+from local.timeline import Timeline
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -160,7 +160,12 @@ class _NoManagedPolicies:
 
 def translated_template() -> dict[str, Any]:
     """template.yaml as CloudFormation sees it after `sam package`: local code and definition
-    paths become s3:// placeholders."""
+    paths become s3:// placeholders. Translated once per process (a copy each call)."""
+    return copy.deepcopy(_translated())
+
+
+@cache
+def _translated() -> dict[str, Any]:
     template = copy.deepcopy(load_template())
     for resource in template["Resources"].values():
         props = resource.get("Properties", {})

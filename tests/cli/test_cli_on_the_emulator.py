@@ -22,8 +22,10 @@ from typing import Any
 import pytest
 
 from local.bridges import status_change_event
-from local.emulator import Emulator, Timeline, failure_record
+from local.emulator import Emulator
 from local.template import ROOT
+from local.timeline import Timeline
+from local.wiring import failure_record
 
 COMMAND = ROOT / ".venv-cli" / "bin" / "lock-janitor"
 CLI_PYTHON = ROOT / ".venv-cli" / "bin" / "python"
@@ -265,7 +267,7 @@ def test_replay_dlq_heals_both_shapes_of_dead_letter_and_keeps_what_it_cannot(
     # the janitor failed every attempt on the other (Lambda's on-failure record).
     sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(status_change_event(sfn, raw_arn)))
     record = failure_record(
-        emu.deployed.outputs["JanitorFunctionName"],
+        emu.deployed.arn("JanitorFunction"),
         status_change_event(sfn, record_arn),
         RuntimeError("throttled"),
         3,

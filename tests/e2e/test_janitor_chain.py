@@ -11,7 +11,7 @@ import pytest
 
 from common import clients
 from local.bridges import status_change_event
-from local.deploy import FakeContext, function_environment, received_incidents
+from local.harness import FakeContext, function_environment, received_incidents
 from tests.handlers.conftest import resolve_handler
 from tests.support.machine import Machine
 
@@ -24,19 +24,12 @@ def test_an_aborted_run_is_healed_through_the_real_chain(
         monkeypatch.setenv(key, value)
     clients.reset()
 
-    # The template's rule, in moto's EventBridge. moto cannot invoke a Lambda target, so an SQS
-    # queue stands in for the target and the test hands what it receives to the handler.
+    # The template's rule, deployed in moto's EventBridge. moto cannot invoke a Lambda target, so
+    # the deployer gave the rule an SQS queue in the function's place; the test hands what it
+    # receives to the handler.
     events = boto3.client("events", region_name=stack.region)
     sqs = boto3.client("sqs", region_name=stack.region)
-    target = sqs.create_queue(QueueName="janitor-target")["QueueUrl"]
-    target_arn = sqs.get_queue_attributes(QueueUrl=target, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    rule = stack.context.template["Resources"]["JanitorRule"]["Properties"]
-    events.put_rule(
-        Name="janitor", EventPattern=json.dumps(stack.context.resolve(rule["EventPattern"]))
-    )
-    events.put_targets(Rule="janitor", Targets=[{"Id": "janitor", "Arn": target_arn}])
+    (target,) = [u for u, f in stack.deployed.rule_targets.items() if f == "JanitorFunction"]
 
     # A real run takes the lock and starts its task; an operator aborts it.
     arn = machine.start("nightly")

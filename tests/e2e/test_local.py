@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from local.emulator import Emulator, Timeline
+from local.emulator import Emulator
 from local.scenarios import Scenarios
+from local.timeline import Timeline
 
 
 def test_every_scenario_holds(tmp_path: Path) -> None:

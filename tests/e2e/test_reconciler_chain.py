@@ -9,7 +9,7 @@ import json
 import pytest
 
 from common import clients
-from local.deploy import FakeContext, function_environment, received_incidents
+from local.harness import FakeContext, function_environment, received_incidents
 from tests.handlers.conftest import resolve_handler
 from tests.support.machine import Machine
 
@@ -21,11 +21,9 @@ def test_lost_events_are_healed_by_the_schedule(
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("RECONCILE_GRACE_SECONDS", "0")  # as if the grace period had passed
     clients.reset()
-    schedule = machine.stack.context.template["Resources"]["ReconcilerFunction"]["Properties"][
-        "Events"
-    ]["Every"]
-    assert schedule["Type"] == "ScheduleV2"
-    event = json.loads(schedule["Properties"]["Input"])
+    schedule = machine.stack.deployed.schedules["ReconcilerFunctionEvery"]
+    assert schedule["expression"].startswith("rate(")
+    event = json.loads(schedule["input"])
     reconciler = resolve_handler(machine, "ReconcilerFunction")
 
     lost = [machine.abort(f"lost-{n}", lockId=f"job-{n}") for n in range(4)]  # no janitor ran

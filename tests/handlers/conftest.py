@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from common import clients
-from local.deploy import FakeContext, function_environment, handler_of
+from local.harness import FakeContext, function_environment, handler_of
 from local.template import ROOT
 from tests.support.machine import Machine, running_machine
 

@@ -22,12 +22,11 @@ from moto.backends import get_backend
 from common import clients
 from common.incident import Incident, Severity
 from local.bridges import dynamodb_item_calls_one_at_a_time
-from local.deploy import (
+from local.harness import (
     AlertsPipe,
     FakeContext,
     LockingStack,
     cold_start,
-    deploy_alerts,
     deploy_locking_stack,
     function_environment,
     handler_of,
@@ -106,9 +105,11 @@ def make_alerts(
         def make(
             webhook: str | None = None, email: str = "all", interval: float | None = 0.05
         ) -> Alerts:
-            stack = deploy_locking_stack()
             secret = sink.url if webhook is None else webhook
-            pipe = deploy_alerts(stack, secret or None, visibility=30, email_incidents=email)
+            stack = deploy_locking_stack(
+                webhook_url=secret or None, alerts_visibility=30, EmailIncidents=email
+            )
+            pipe = stack.alerts
             for key, value in function_environment(stack, "AlertsFunction").items():
                 monkeypatch.setenv(key, value)
             monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "lock-janitor-AlertsFunction")

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from local.deploy import received_incidents, settle
+from local.harness import received_incidents, settle
 from local.template import ROOT
 from tests.handlers.conftest import Janitor, Reconcile
 from tests.handlers.test_alerts import Alerts, make_alerts  # noqa: F401 - a fixture

@@ -14,7 +14,7 @@ from common import clients
 from common.status_event import MalformedEvent
 from janitor.heal import ForeignEvent, RepairIncomplete
 from local.bridges import status_change_event
-from local.deploy import finish_task, received_incidents
+from local.harness import finish_task, received_incidents
 from tests.handlers.conftest import EVENTS, Janitor, Reconcile, load_event
 from tests.support.faults import (
     captured_params,

@@ -14,7 +14,7 @@ import pytest
 from common import clients
 from common.settings import ReconcilerSettings
 from local.bridges import status_change_event
-from local.deploy import function_environment, received_incidents
+from local.harness import function_environment, received_incidents
 from reconciler.reconcile import BadInput, Reconciler
 from tests.handlers.conftest import Janitor, Reconcile
 from tests.support.faults import counted_calls, failing_call
@@ -174,7 +174,7 @@ def test_an_ended_run_that_a_lagging_list_shows_running_is_never_reported_stuck(
 
 
 def test_tasks_without_lock_owner_are_never_touched(reconcile: Reconcile, machine: Machine) -> None:
-    from local.deploy import default_network
+    from local.harness import default_network
 
     subnets, groups = default_network(machine.stack.region)
     network = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups}}

@@ -46,7 +46,7 @@ from hypothesis.stateful import (
 from common import clients
 from common.settings import ReconcilerSettings
 from local.bridges import status_change_event
-from local.deploy import (
+from local.harness import (
     FakeContext,
     exit_container,
     function_environment,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from local.deploy import finish_task, running_task_arns, wait_for
+from local.harness import finish_task, running_task_arns, wait_for
 from tests.support.faults import ecs_run_task_fails
 from tests.support.machine import Machine
 

@@ -14,7 +14,7 @@ from moto import mock_aws
 from moto.moto_api import state_manager
 
 from local.bridges import all_bridges
-from local.deploy import (
+from local.harness import (
     FROZEN_TASKS,
     LockingStack,
     deploy_locking_stack,
@@ -35,7 +35,7 @@ class Machine:
 
     def input(self, **overrides: Any) -> dict[str, Any]:
         """The sample schedule's input, as the template defines it, with overrides."""
-        return {**schedule_inputs(self.stack)["SampleSchedule"], **overrides}
+        return {**schedule_inputs(self.stack)["LockingStateMachineSampleSchedule"], **overrides}
 
     def start(self, name: str, **overrides: Any) -> str:
         arn: str = self.sfn.start_execution(

@@ -25,7 +25,7 @@ from local.bridges import (
     ecs_sync_fails_on_nonzero_exit,
     status_change_event,
 )
-from local.deploy import default_network, wait_for
+from local.harness import default_network, wait_for
 
 REGION = "us-east-1"
 
