@@ -61,8 +61,8 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(STAMP) ## mypy --strict on everything: src/, the CLI, local/, tests/
-	$(BIN)/mypy --strict src lock_janitor_cli local tests
+typecheck: $(STAMP) ## mypy --strict on everything: src/, the CLI, local/, tests/, benchmarks/
+	$(BIN)/mypy --strict src lock_janitor_cli local tests benchmarks
 
 # pytest-xdist: two workers per core. The model and the end-to-end tests spend part of their
 # time waiting on real time (a 1-second run timeout, moto's pollers): a third and fourth worker
@@ -101,5 +101,5 @@ N ?= 1000
 model: $(STAMP) ## The lock's stateful model at length: N examples (default 1000), prints what it checked
 	MODEL_EXAMPLES=$(N) MODEL_RANDOM=1 $(BIN)/pytest -q -s -p no:cacheprovider -n 0 tests/model
 
-bench: $(STAMP) ## Benchmarks: print figures (cold-start import times, ...)
-	$(BIN)/python benchmarks/import_time.py
+bench: $(STAMP) ## Benchmarks: every figure side by side with its floor (ARGS="--quick" or part names)
+	PYTHONPATH=src:. $(BIN)/python -m benchmarks $(ARGS)

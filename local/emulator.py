@@ -53,6 +53,8 @@ class Emulator:
         self.wiring: Wiring | None = None
         self.sink: WebhookSink | None = None
         self.slack_posts: list[dict[str, Any]] = []
+        self.slack_post_times: list[float] = []
+        """time.monotonic() of each post the sink received"""
         self._saved_env: dict[str, str | None] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -206,6 +208,7 @@ class Emulator:
         self._wired().put_status_change(event)
 
     def _on_slack_post(self, body: dict[str, Any]) -> None:
+        self.slack_post_times.append(time.monotonic())
         self.slack_posts.append(body)
         self.timeline.say(slack_text(body), "slack")
 

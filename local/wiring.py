@@ -86,7 +86,15 @@ class Wiring:
                 if arn in self.lost_events and status != "RUNNING":
                     self.timeline.say(f"{name} {status}: its status-change event is LOST", "events")
                     continue
-                self.put_status_change(status_change_event(sfn, arn))
+                # The event of the status seen in the listing, not of what DescribeExecution
+                # says a moment later: a run listed RUNNING that has just ended gets its RUNNING
+                # event now and its ending's event at the next look, each once, as on AWS.
+                count = execution.get("redriveCount")
+                self.put_status_change(
+                    status_change_event(
+                        sfn, arn, status=status, redrive_count=None if count is None else int(count)
+                    )
+                )
                 emitted += 1
         return emitted
 

@@ -53,10 +53,11 @@ from local.harness import (
     received_incidents,
     wait_for,
 )
+from local.knobs import cached_asl_trees, quick_sync_polls
 from reconciler.reconcile import Reconciler
 from tests.handlers.conftest import resolve_handler
 from tests.support.faults import failing_call
-from tests.support.machine import Machine, cached_asl_trees, quick_sync_polls, running_machine
+from tests.support.machine import Machine, running_machine
 
 EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "200"))
 STEPS = int(os.environ.get("MODEL_STEPS", "12"))

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from local.sam import run_sam
 from local.template import ROOT, load_template
 from tests.support.translate import REGION, lint_template, translated_template
-
-SAM = shutil.which("sam", path=str(ROOT / ".venv" / "bin")) or shutil.which("sam")
 
 # Actions AWS does not let you scope to a resource: "*" is the only valid Resource for them.
 UNSCOPABLE = {
@@ -37,16 +32,6 @@ UNSCOPABLE = {
 @pytest.fixture(scope="module")
 def cfn() -> dict[str, Any]:
     return translated_template()
-
-
-def run_sam(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    assert SAM, "the sam CLI is installed in .venv (make venv)"
-    # sam build looks for python3.13 on PATH: this interpreter (the venv's) is one.
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "PATH": path}
-    return subprocess.run(
-        [SAM, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 @pytest.mark.parametrize("args", [("validate", "--lint"), ("validate", "--region", REGION)])

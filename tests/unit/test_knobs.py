@@ -8,7 +8,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_callback as callback,
 )
 
-from tests.support.machine import quick_sync_polls
+from local.knobs import quick_sync_polls
 
 NAME = "_DELAY_SECONDS_SYNC_CONDITION_CHECK"
 
@@ -31,7 +31,7 @@ def test_quick_sync_polls_puts_it_back_when_the_block_raises() -> None:
 def test_cached_asl_trees_parse_once_and_build_fresh_components_each_time() -> None:
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-    from tests.support.machine import cached_asl_trees
+    from local.knobs import cached_asl_trees
 
     definition = '{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}'
     original = AmazonStateLanguageParser.parse

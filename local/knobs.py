@@ -1,0 +1,126 @@
+"""Speed knobs for long runs over moto (the model, the benchmarks): not bridges, since AWS has
+nothing to match; each changes when moto does something, never what the ASL decides."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from moto.stepfunctions.parser.asl.component.common.path import result_path
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_callback as callback,
+)
+from moto.stepfunctions.parser.asl.parse import asl_parser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.asl.utils import boto_client, json_path
+
+_SYNC_POLL = "_DELAY_SECONDS_SYNC_CONDITION_CHECK"
+
+
+def set_sync_poll(seconds: float) -> float:
+    """Set how often moto's interpreter polls a `.sync` task from now on (a poller asleep wakes
+    at its old interval first); returns the interval it replaces."""
+    before = float(getattr(callback, _SYNC_POLL))
+    setattr(callback, _SYNC_POLL, seconds)
+    return before
+
+
+@contextlib.contextmanager
+def quick_sync_polls(seconds: float = 0.02) -> Iterator[None]:
+    """Not a bridge: a speed knob for long runs (the model). moto's interpreter polls a `.sync`
+    task's state every 0.5 s, so every run that ends waits up to that long to be seen; polling
+    faster changes when, not what, the ASL decides."""
+    before = set_sync_poll(seconds)
+    try:
+        yield
+    finally:
+        set_sync_poll(before)
+
+
+@contextlib.contextmanager
+def cached_asl_trees() -> Iterator[None]:
+    """Not a bridge: a speed knob for long runs (the model). moto lexes and parses the state
+    machine's definition with antlr at every StartExecution and redrive (about a third of a
+    second each, most of a model example's CPU); the parse tree of a definition already seen is
+    kept, and each execution still gets evaluation components of its own, built from it."""
+    trees: dict[str, Any] = {}
+    original = asl_parser.AmazonStateLanguageParser.parse
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        tree = trees.get(definition)
+        if tree is None:
+            program, tree = original(definition)
+            trees[definition] = tree
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        asl_parser.AmazonStateLanguageParser.parse = staticmethod(original)  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def cached_jsonpath_parses() -> Iterator[None]:
+    """Not a bridge: a speed knob for long runs. moto's interpreter parses every JSONPath of the
+    definition again at every state of every execution, and jsonpath_ng builds a new parser
+    (its yacc tables) for each parse: about 6 ms a path, most of an execution's CPU once the
+    ASL trees are kept. A path's parsed expression is kept by its text; what it reads or writes
+    is still each execution's own data."""
+    modules: list[Any] = [json_path, result_path]
+    originals = [m.parse for m in modules]
+    for module, original in zip(modules, originals, strict=True):
+        module.parse = functools.lru_cache(maxsize=4096)(original)
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, originals, strict=True):
+            module.parse = original
+
+
+@contextlib.contextmanager
+def reused_integration_clients() -> Iterator[None]:
+    """Not a bridge: a speed knob for long runs. moto's interpreter creates a new boto3 client for
+    every service call a Task state makes (RunTask, UpdateItem, DescribeTasks at each `.sync`
+    poll: about 60 ms each); one client per region and service is kept and shared (boto3's
+    clients are thread-safe; creating one is not, hence the lock)."""
+    lock = threading.Lock()
+    made: dict[tuple[str, str], Any] = {}
+    original = boto_client.boto_client_for
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        if state_credentials is not None:  # credentials of the state's own: not shared
+            return original(region, service, state_credentials)
+        with lock:
+            key = (region, service)
+            if key not in made:
+                made[key] = original(region, service)
+            return made[key]
+
+    modules = [
+        m
+        for m in list(sys.modules.values())
+        if m is not None
+        and m.__name__.startswith("moto.stepfunctions.parser")
+        and getattr(m, "boto_client_for", None) is original
+    ]
+    for module in modules:
+        module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.boto_client_for = original  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def fast_moto() -> Iterator[None]:
+    """Every knob that speeds moto's interpreter without changing what it decides; the `.sync`
+    poll interval is left as it is (set it with quick_sync_polls where waiting is the cost)."""
+    with cached_asl_trees(), cached_jsonpath_parses(), reused_integration_clients():
+        yield

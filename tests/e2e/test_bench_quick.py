@@ -1,0 +1,48 @@
+"""The bench's emulator-driven parts at their smallest sizes: they run, and what they claim about
+correctness holds (figures of time are printed by `make bench`, never asserted)."""
+
+from __future__ import annotations
+
+from benchmarks import janitor_vs_floor, reconciler_growth, storm, transitions
+from benchmarks.report import Table
+
+
+def rows(table: Table) -> dict[str, list[str]]:
+    return {r[0]: r[1:] for r in table.rows}
+
+
+def test_transitions_read_every_way_a_run_ends() -> None:
+    (table,) = transitions.run(quick=True)
+    ended = rows(table)
+    assert ended["success"][0] == "SUCCEEDED"
+    assert ended["skipped (lock held)"][:2] == ["SUCCEEDED", "3"]
+    assert ended["task failure"][0] == "FAILED"
+    assert ended["run timeout"][0] == "FAILED"
+    assert "TaskTimedOut" in ended["run timeout"][2]
+
+
+def test_janitor_and_floor_make_the_repairs_they_are_said_to() -> None:
+    table, shapes = janitor_vs_floor.run(quick=True)
+    assert [r[0] for r in table.rows] == [k.name for k in janitor_vs_floor.KINDS]
+    called = {(r[0], r[1]): r[2] for r in shapes.rows}
+    assert "StopTask" in called[("abort, orphan task", "janitor")]
+    assert "StopTask" in called[("abort, orphan task", "floor")]
+    assert "DescribeExecution" in called[("abort, input left out of the event", "floor")]
+
+
+def test_reconciler_growth_heals_every_stale_lock_it_counts() -> None:
+    table, heals = reconciler_growth.run(quick=True)
+    assert [r[1] for r in table.rows] == ["2 % live, none stale", "1 % live, 1 % stale"]
+    assert not any("found" in n for n in table.notes), table.notes
+    (healed,) = heals.rows
+    assert healed[3] == "2 of 2"
+
+
+def test_the_storm_accounts_for_every_incident_once() -> None:
+    (table,) = storm.run(quick=True)
+    figures = rows(table)
+    assert figures["every incident posted exactly once"] == ["yes"]
+    assert figures["incidents published (distinct)"] == ["20 of 20 runs"]
+    assert int(figures["most Slack posts in any one second (target <= 1)"][0]) <= 1
+    assert figures["dead letters; failed invocations"] == ["0; 0"]
+    assert figures["every lock free and every orphan stopped"][0] != "never (timed out)"
