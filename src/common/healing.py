@@ -13,6 +13,7 @@ from common.ecs_task import LOG_CONFIGS
 from common.incident import Incident
 from common.lock_table import (
     Fence,
+    HeldBy,
     Outcome,
     ReleasedBy,
     get_lock,
@@ -83,18 +84,32 @@ class Healer:
         return replace(incident, task=replace(task, logs=logs)) if logs else incident
 
     def snapshot(
-        self, arn: str, execution: ExecutionTruth | None = None, hint: TaskInput | None = None
+        self,
+        arn: str,
+        execution: ExecutionTruth | None = None,
+        hint: TaskInput | None = None,
+        *,
+        read_lock: bool = True,
     ) -> Snapshot:
         """The truth about `arn`, read once: DescribeExecution, the lock (consistent read), the
         history, DescribeTasks; the cluster's tasks by LOCK_OWNER only when a RunTask may have
         started a task the history does not name; the holder when another execution holds the
-        lock of a live execution."""
+        lock of a live execution.
+
+        `read_lock=False` skips reading the lock of an execution read to have ended: whatever
+        the lock's state, such an execution's tasks are stopped, and its release is conditioned
+        on the execution holding the lock for the attempt read (`HeldBy`), whose answer says
+        how the lock stands. One call fewer per incident; a dry run reads it."""
         e = execution or describe_execution(self.aws.stepfunctions, arn)
         if e.status == MISSING and hint is not None:
             # Step Functions no longer knows it: the event's input is all that names its lock
             # (safe: the release is still fenced on this execution owning the lock).
             e = replace(e, input=hint)
-        lock = get_lock(self.aws.dynamodb, self.table, e.input.lock_id) if e.input.lock_id else None
+        # Not for MISSING: its attempt is unknown, so the release is fenced on the lock read.
+        skip_lock = not read_lock and not e.alive and e.status != MISSING
+        lock = None
+        if e.input.lock_id and not skip_lock:
+            lock = get_lock(self.aws.dynamodb, self.table, e.input.lock_id)
         history = read_history(self.aws.stepfunctions, arn) if e.status != MISSING else None
         refs = list(history.tasks) if history else []
         found: list[TaskTruth] = []
@@ -118,6 +133,7 @@ class Healer:
             gone=tuple(gone),
             history_missing=history is None,
             holder=holder,
+            lock_read=not (skip_lock and e.input.lock_id),
         )
 
     def heal(
@@ -126,7 +142,7 @@ class Healer:
         """Heal `arn` (and first, when it must take the lock over, the dead holder of its
         lock). Returns every execution healed, the holder first."""
         healed: list[Healed] = []
-        s = self.snapshot(arn, execution, hint)
+        s = self.snapshot(arn, execution, hint, read_lock=False)
         plan = decide(s)
         if plan.heal_holder and s.other_holder is not None:
             holder = s.other_holder
@@ -170,18 +186,34 @@ class Healer:
             done.undone.append(f"release {s.lock_id}: waits until its tasks are stopped")
         if plan.take and not done.undone:
             self._take(done)
+        if not done.after.lock_read:  # the release was left undone: the report reads the lock
+            self._read_lock(done)
         return done
+
+    def _read_lock(self, done: Healed) -> None:
+        lock_id = done.after.lock_id
+        assert lock_id is not None
+        try:
+            lock = get_lock(self.aws.dynamodb, self.table, lock_id)
+        except AwsError as err:
+            done.undone.append(f"read {lock_id}: {error_code(err)}")
+            return
+        done.after = replace(done.after, lock=lock, lock_read=True)
 
     def _release(self, done: Healed) -> None:
         s = done.plan_input
-        assert s.lock is not None
         assert s.lock_id is not None
+        if s.lock_read:
+            assert s.lock is not None
+            fence: Fence | HeldBy = Fence.of(s.lock)
+        else:
+            fence = HeldBy(s.execution.arn, s.execution.redrive_count)
         try:
             result = release(
                 self.aws.dynamodb,
                 self.table,
                 s.lock_id,
-                Fence.of(s.lock),
+                fence,
                 attempt=s.execution.redrive_count,
                 outcome=self.outcome or _outcome(s.execution.status),
                 by=self.by,
@@ -191,7 +223,7 @@ class Healer:
             done.undone.append(f"release {s.lock_id}: {error_code(err)}")
             return
         done.released = result.kind == "done"
-        done.after = replace(done.after, lock=result.lock)
+        done.after = replace(done.after, lock=result.lock, lock_read=True)
 
     def _take(self, done: Healed) -> None:
         s = done.plan_input

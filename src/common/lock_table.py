@@ -184,6 +184,27 @@ class Fence:
         return condition + " AND #redrives = :fenceRedrives"
 
 
+@dataclass(frozen=True)
+class HeldBy:
+    """What a release is conditioned on when the lock was not read first: the holder and the
+    attempt it was read to be in (DescribeExecution's redrive count), for an execution read to
+    have ended. The lock is released only while that execution holds it for that attempt or an
+    earlier one: taken again by anyone else, or by this execution's redrive, it fails. (The
+    token needs no check: it changes only with the owner, and a redrive that takes the lock
+    again records its higher attempt.)"""
+
+    owner: str
+    attempt: int
+
+    def condition(self, names: dict[str, str], values: dict[str, Any]) -> str:
+        names.update({"#owner": OWNER, "#redrives": REDRIVE_COUNT})
+        values.update({":fenceOwner": {"S": self.owner}, ":fenceAttempt": {"N": str(self.attempt)}})
+        return (
+            "#owner = :fenceOwner AND "
+            "(attribute_not_exists(#redrives) OR #redrives <= :fenceAttempt)"
+        )
+
+
 WriteKind = Literal["done", "changed"]
 
 
@@ -229,16 +250,18 @@ def release(
     client: DynamoDBClient,
     table: str,
     lock_id: str,
-    fence: Fence,
+    fence: Fence | HeldBy,
     *,
     outcome: Outcome,
     by: ReleasedBy,
     now: str,
     attempt: int = 0,
 ) -> WriteResult:
-    """Release `lock_id` only while it is exactly as read (`fence`), recording how the holder's
-    run ended, who released it, and for which attempt of the holder (`attempt`: its redrive
-    count). Never overwrites a lock taken since."""
+    """Release `lock_id` only while it is exactly as read (`fence`), or, for an execution read
+    to have ended, while that execution still holds it for its attempt (`HeldBy`); recording
+    how the holder's run ended, who released it, and for which attempt of the holder
+    (`attempt`: its redrive count). Never overwrites a lock taken since. Either way the answer
+    holds the lock as it is after: released, or as it stands when the condition failed."""
     names = {
         "#acquiredAt": ACQUIRED_AT,
         "#acquiredBy": ACQUIRED_BY,

@@ -37,6 +37,9 @@ class Snapshot:
     holder: ExecutionTruth | None = None
     stopping: str | None = None
     """Who asked Step Functions to stop this execution (another run holds its lock)."""
+    lock_read: bool = True
+    """False: the lock was not read (an execution read to have ended, healed by a release
+    conditioned on it holding the lock, whose answer says how the lock stands)."""
 
     @property
     def lock_id(self) -> str | None:
@@ -84,7 +87,8 @@ def forced_away(lock: Lock | None, execution: ExecutionTruth) -> bool:
 def decide(s: Snapshot) -> Plan:  # noqa: PLR0911 - one return per rule
     e = s.execution
     if not e.alive:
-        return Plan(stop=tuple(t for t in s.tasks if t.needs_stop), release=s.holds)
+        release = s.holds or (not s.lock_read and s.lock_id is not None)
+        return Plan(stop=tuple(t for t in s.tasks if t.needs_stop), release=release)
     current = e.redrive_count
     earlier = tuple(t for t in s.tasks if t.needs_stop and t.ref.attempt < current)
     running_now = any(t.running and t.ref.attempt >= current for t in s.tasks)

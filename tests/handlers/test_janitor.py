@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from common import clients
+from common.lock_table import ReleasedBy, get_lock, take
 from common.status_event import MalformedEvent
 from janitor.heal import ForeignEvent, RepairIncomplete
 from local.bridges import status_change_event
@@ -301,10 +302,12 @@ def aws_clients() -> tuple[Any, ...]:
 
 
 def test_calls_per_incident(janitor: Janitor, machine: Machine) -> None:
-    """The truth read once (DescribeExecution, the lock, the history, the tasks), then the
-    writes: a failed run whose task exited costs 6 calls, and a 7th the first time a warm
-    function sees its task definition revision (where its logs go, for the incident's link);
-    each task to stop adds a StopTask."""
+    """The truth read once (DescribeExecution, the history, the tasks), then the writes: the
+    release of an ended run's lock is conditioned on the run holding it for the attempt read,
+    and its answer says how the lock stands, so the lock is not read first. A failed run whose
+    task exited costs 5 calls, and a 6th the first time a warm function sees its task
+    definition revision (where its logs go, for the incident's link); each task to stop adds a
+    StopTask."""
     from common.ecs_task import LOG_CONFIGS
 
     LOG_CONFIGS.clear()
@@ -313,7 +316,6 @@ def test_calls_per_incident(janitor: Janitor, machine: Machine) -> None:
         janitor(event(machine, clean))
     assert calls == [
         "sfn.DescribeExecution",
-        "dynamodb.GetItem",
         "sfn.GetExecutionHistory",
         "ecs.DescribeTasks",
         "dynamodb.UpdateItem",
@@ -324,12 +326,12 @@ def test_calls_per_incident(janitor: Janitor, machine: Machine) -> None:
     with counted_calls(*aws_clients()) as calls:
         janitor(event(machine, again))
     assert "ecs.DescribeTaskDefinition" not in calls, "a revision is read once"
-    assert len(calls) == 6
+    assert len(calls) == 5
 
     orphaned, _ = machine.abort("orphaned")
     with counted_calls(*aws_clients()) as calls:
         janitor(janitor.event_for("janitor-aborted-input-not-included.json", orphaned))
-    assert len(calls) == 7
+    assert len(calls) == 6
     assert calls.index("ecs.StopTask") < calls.index("dynamodb.UpdateItem"), "stop, then release"
 
 
@@ -583,6 +585,51 @@ def test_a_late_event_of_the_attempt_before_a_redrive_never_touches_the_redriven
     _, incident = one_incident(machine)
     assert incident["kind"] == "redrive"
     assert incident["repairs"]["tasksStopped"] == [first]
+
+
+def test_a_run_redriven_between_the_janitors_read_and_its_release_keeps_its_lock(
+    janitor: Janitor, machine: Machine
+) -> None:
+    """The janitor reads the run ended (attempt 0) and does not read the lock: its release is
+    conditioned on the run holding the lock for attempt 0 or earlier. While it stops attempt
+    0's task, the run is redriven and another janitor, woken by the redrive, takes the lock
+    for attempt 1 (a redrive resumes at the failed state: the state machine does not take it
+    again): the release fails, the live attempt keeps its lock and its task runs on."""
+    arn, first = machine.abort("redriven-meanwhile")
+    late = event(machine, arn)
+    redriven: list[str] = []
+
+    def redrive_now(**_: Any) -> None:
+        if not redriven:
+            redriven.append(machine.redrive(arn))
+            table = machine.stack.table_name
+            held = get_lock(machine.ddb, table, "sample")
+            taken = take(
+                machine.ddb,
+                table,
+                "sample",
+                expected=held,
+                owner=arn,
+                state_machine_arn=machine.stack.state_machine_arn,
+                timeout_seconds=None,
+                redrive_count=1,
+                by=ReleasedBy.JANITOR,
+                now="2026-12-01T00:00:00.000Z",
+            )
+            assert taken.kind == "done"
+
+    ecs = clients.ecs()
+    ecs.meta.events.register("before-call.ecs.StopTask", redrive_now)
+    try:
+        janitor(late)
+    finally:
+        ecs.meta.events.unregister("before-call.ecs.StopTask", redrive_now)
+
+    (second,) = redriven
+    lock = machine.lock()
+    assert (lock["Owner"], lock["RedriveCount"]) == (arn, "1"), "the live attempt's lock"
+    assert running(machine, second), "a live run's task is never killed"
+    assert not running(machine, first)
 
 
 def test_redrive_events_out_of_order_never_free_the_live_attempts_lock(

@@ -511,8 +511,9 @@ def test_cost_grows_with_pages_not_items(reconcile: Reconcile, machine: Machine)
         + calls.count("ecs.ListTasks")  # one page set for the cluster
         + math.ceil(tasks / 100)  # DescribeTasks, 100 at a time
         + 3  # one DescribeExecution per candidate: the 3 stale owners
-        + 3 * 6  # each stale owner healed: GetItem, GetExecutionHistory, DescribeTasks,
-        # StopTask, UpdateItem, Publish (its task, listed again from the cluster, costs nothing)
+        + 3 * 5  # each stale owner healed: GetExecutionHistory, DescribeTasks, StopTask,
+        # UpdateItem (conditioned on it holding the lock: no read first), Publish (its task,
+        # listed again from the cluster, costs nothing)
     )
     assert calls.count("sfn.ListExecutions") == 1
     assert calls.count("sfn.DescribeExecution") == 3

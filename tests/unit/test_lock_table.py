@@ -14,6 +14,7 @@ from moto import mock_aws
 from common import lock_table
 from common.lock_table import (
     Fence,
+    HeldBy,
     Lock,
     OddItem,
     Outcome,
@@ -198,3 +199,69 @@ def test_the_state_machine_and_python_speak_the_same_protocol() -> None:
         outcome = params["ExpressionAttributeValues"][":outcome"]["S"]
         assert outcome in set(Outcome)
         assert params["ExpressionAttributeValues"][":by"]["S"] == ReleasedBy.STATE_MACHINE
+
+
+@pytest.mark.parametrize(
+    ("item", "attempt"),
+    [
+        ({"Owner": ME, "Token": 4}, 0),  # held by the ended execution, never redriven
+        ({"Owner": ME, "Token": 4, "RedriveCount": 1}, 1),  # held for the attempt read
+        ({"Owner": ME, "Token": 4, "RedriveCount": 1}, 2),  # the redrive died before taking it
+    ],
+)
+def test_a_release_held_by_an_ended_execution_frees_it(
+    table: Any, item: dict[str, Any], attempt: int
+) -> None:
+    client, name = table
+    put(client, LockId="job", **item)
+    result = release(
+        client,
+        name,
+        "job",
+        HeldBy(ME, attempt),
+        outcome=Outcome.FAILED,
+        by=ReleasedBy.JANITOR,
+        now=NOW,
+        attempt=attempt,
+    )
+    assert result.kind == "done"
+    assert result.lock == get_lock(client, name, "job")
+    assert result.lock is not None
+    assert (result.lock.owner, result.lock.last_owner) == (None, ME)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"Owner": OTHER, "Token": 5},  # another run holds it
+        {"Owner": ME, "Token": 4, "RedriveCount": 2},  # a redrive of it took it again since
+        {"Token": 4, "LastOwner": ME, "LastReleasedBy": "state-machine"},  # already free
+    ],
+)
+def test_a_release_held_by_never_frees_what_it_does_not_hold_and_says_how_it_stands(
+    table: Any, item: dict[str, Any]
+) -> None:
+    client, name = table
+    put(client, LockId="job", **item)
+    before = get_lock(client, name, "job")
+    result = release(
+        client,
+        name,
+        "job",
+        HeldBy(ME, 1),
+        outcome=Outcome.FAILED,
+        by=ReleasedBy.JANITOR,
+        now=NOW,
+        attempt=1,
+    )
+    assert result.kind == "changed"
+    assert result.lock == before == get_lock(client, name, "job"), "untouched, and said so"
+
+
+def test_a_release_held_by_of_a_lock_with_no_item_writes_none(table: Any) -> None:
+    client, name = table
+    result = release(
+        client, name, "job", HeldBy(ME, 0), outcome=Outcome.FAILED, by=ReleasedBy.JANITOR, now=NOW
+    )
+    assert (result.kind, result.lock) == ("changed", None)
+    assert get_lock(client, name, "job") is None
