@@ -1,24 +1,22 @@
 """AlertsFunction: batches from AlertsQueue (SNS notifications of AlertsTopic) to every channel
 configured (Slack, email). Thin: settings, channels, parse the records, deliver, send the failed
-records back with the delay each needs, report partial batch failures."""
+records back with the delay each needs, report partial batch failures.
+
+Cold start: Powertools' parameters and batch utilities are not imported (they bring appconfig,
+asyncio and every event source's classes, compiled from source at each cold start since the
+package ships no bytecode); the secret is read with GetSecretValue and kept SECRET_MAX_AGE
+seconds, and the partial batch response is the documented `batchItemFailures` list."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.parameters import GetParameterError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -37,14 +35,12 @@ if TYPE_CHECKING:
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "alerts")
 logger = Logger(service=SERVICE)
 metrics = Metrics(service=SERVICE)
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 SECRET_MAX_AGE = 300
+_SECRETS: dict[str, tuple[float, str]] = {}
+"""Secret ARN -> (when it was read, its value): a warm instance reads it every SECRET_MAX_AGE
+seconds at most, so a rotated webhook is picked up within that."""
 METRICS = ("Posts", "Digests", "Duplicates", "RateLimited", "Rejected", "Minimal")
 MAX_VISIBILITY = 43_200  # SQS: 12 hours
-
-
-class DeliveryFailed(Exception):
-    """The record's notification did not reach every channel; SQS will bring it back."""
 
 
 def _url_in_json(raw: str) -> str:
@@ -62,9 +58,24 @@ def _url_in_json(raw: str) -> str:
     return urls[0].strip() if len(urls) == 1 else ""
 
 
+def forget_secrets() -> None:
+    """Forget every secret read (a new Lambda environment; tests)."""
+    _SECRETS.clear()
+
+
+def _secret(secret_arn: str) -> str:
+    kept = _SECRETS.get(secret_arn)
+    now = time.monotonic()
+    if kept is not None and now - kept[0] < SECRET_MAX_AGE:
+        return kept[1]
+    value = str(clients.secretsmanager().get_secret_value(SecretId=secret_arn)["SecretString"])
+    _SECRETS[secret_arn] = (now, value)
+    return value
+
+
 def webhook_url(secret_arn: str) -> str:
     """The webhook URL from Secrets Manager (cached): the plain URL, or JSON holding it."""
-    raw = str(parameters.get_secret(secret_arn, max_age=SECRET_MAX_AGE)).strip()
+    raw = _secret(secret_arn).strip()
     if raw.startswith("{"):
         raw = _url_in_json(raw)
     try:
@@ -81,13 +92,11 @@ def slack(secret_arn: str, min_interval: float, region: str | None) -> Slack:
         return Slack(webhook_url(secret_arn), min_interval=min_interval, region=region)
     except SettingsError as err:
         broken: ChannelError = Rejected(str(err), payload=False)
-    except (ClientError, BotoCoreError, GetParameterError) as err:
-        # Powertools wraps the SDK's error (GetParameterError, the original as its context).
-        cause = err.__context__ if isinstance(err, GetParameterError) else err
+    except (ClientError, BotoCoreError, KeyError) as err:  # KeyError: a binary-only secret
         code = (
-            str(cause.response.get("Error", {}).get("Code"))
-            if isinstance(cause, ClientError)
-            else type(cause or err).__name__
+            str(err.response.get("Error", {}).get("Code"))
+            if isinstance(err, ClientError)
+            else type(err).__name__
         )
         broken = RetryLater(f"cannot read the Slack webhook secret: {code}")
     logger.error("Slack is not usable; its records go back to the queue", reason=str(broken))
@@ -202,11 +211,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         counts={k: v for k, v in sorted(outcome.counts.items()) if v},
     )
 
-    def check(record: SQSRecord) -> None:
-        if record.message_id in outcome.failed:
-            raise DeliveryFailed(record.message_id)
-
-    response = process_partial_response(
-        event=event, record_handler=check, processor=processor, context=context
-    )
-    return dict(response)
+    # The partial batch response (ReportBatchItemFailures): every record not listed is deleted.
+    failures = [
+        {"itemIdentifier": str(r.get("messageId"))}
+        for r in event.get("Records", [])
+        if str(r.get("messageId")) in outcome.failed
+    ]
+    return {"batchItemFailures": failures}

@@ -14,6 +14,7 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_stepfunctions import SFNClient
@@ -38,6 +39,11 @@ def ecs() -> ECSClient:
 @cache
 def sns() -> SNSClient:
     return boto3.client("sns", config=CONFIG)
+
+
+@cache
+def secretsmanager() -> SecretsManagerClient:
+    return boto3.client("secretsmanager", config=CONFIG)
 
 
 @cache
@@ -67,5 +73,5 @@ def aws() -> Aws:
 
 def reset() -> None:
     """Forget every client (tests switch mocks between cases)."""
-    for factory in (dynamodb, ecs, sns, sqs, stepfunctions):
+    for factory in (dynamodb, ecs, secretsmanager, sns, sqs, stepfunctions):
         factory.cache_clear()
