@@ -1,6 +1,8 @@
-"""A storm: many runs end badly within seconds (half their task fails, half are aborted with the
-task left running), through the whole local chain: status-change events, the rule, the janitor,
-the alerts topic and queue, the alerts function, the Slack webhook sink.
+"""A storm: many runs end badly within seconds, each aborted with its task left running (the
+janitor's heaviest repair: stop the task, then release the lock), through the whole local chain:
+status-change events, the rule, the janitor, the alerts topic and queue, the alerts function,
+the Slack webhook sink. (Failures through the state machine's own catch are measured, 200 of
+them, in the janitor against the floor.)
 
 Measured: how long until every lock is free and every orphan stopped; how many Slack posts, and
 the most in any one second (Slack's incoming webhooks allow about one a second); every incident
@@ -18,19 +20,17 @@ from typing import Any
 
 from benchmarks.report import Table, met
 from benchmarks.stage import (
-    SETUP_POLL_SECONDS as POLL_SECONDS,
-)
-from benchmarks.stage import (
     abort,
     emulator,
-    fail,
     start_runs,
     tasks_of,
 )
 from local.deployer import create_queue
 from local.emulator import Emulator
+from local.knobs import set_sync_poll
 
 RUNS = 1000
+STORM_POLL_SECONDS = 120.0
 TIMEOUT_SECONDS = 900.0
 _DIGEST = re.compile(r"(\d+) incidents")
 
@@ -73,14 +73,16 @@ def run(quick: bool = False) -> list[Table]:
         inbox, inbox_arn = create_queue(sqs, "bench-published")
         sns.subscribe(TopicArn=emu.deployed.ref("AlertsTopic"), Protocol="sqs", Endpoint=inbox_arn)
 
+        # No run here ends by its task's exit: moto's `.sync` polls of a thousand running
+        # tasks would only take the CPU the chain needs.
+        set_sync_poll(STORM_POLL_SECONDS)
         setup = time.monotonic()
         runs = start_runs(emu, "storm", count)
-        tasks = tasks_of(emu, runs)
+        tasks_of(emu, runs)
         setup = time.monotonic() - setup
 
         started = time.monotonic()
-        fail(emu, tasks[0::2])
-        abort(emu, runs[1::2])
+        abort(emu, runs)
         sent = time.monotonic() - started
         healed_at = None
         deadline = started + TIMEOUT_SECONDS
@@ -105,7 +107,7 @@ def run(quick: bool = False) -> list[Table]:
 
     table.columns = ["measure", "figure"]
     table.add("runs started and given a task (setup, not measured)", f"{setup:.0f} s")
-    table.add("the storm sent (task failures and aborts)", f"{sent:.1f} s")
+    table.add("the storm sent (every run aborted, its task left running)", f"{sent:.1f} s")
     table.add(
         "every lock free and every orphan stopped",
         "never (timed out)" if healed_at is None else f"{healed_at:.1f} s after the storm",
@@ -127,7 +129,8 @@ def run(quick: bool = False) -> list[Table]:
     table.notes.append(
         "One process plays every part: the janitor handles the events one after another (on AWS "
         "Lambda runs them side by side), so the time to heal grows with the storm here and far "
-        f"less there. moto's `.sync` poll is every {POLL_SECONDS:g} s (a thousand pollers any "
-        "faster would take the CPU the chain needs): a failed task is seen up to that late."
+        "less there. The Slack posts are paced by the alerts function (a post at most every "
+        "SLACK_MIN_POST_INTERVAL_SECONDS, 2 s), and a batch of more incidents than "
+        "DigestThreshold is one digest."
     )
     return [table]

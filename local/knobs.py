@@ -10,6 +10,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from antlr4.RuleContext import RuleContext  # type: ignore[import-untyped]
+from moto.ecs.models import EC2ContainerServiceBackend
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_callback as callback,
@@ -54,6 +56,7 @@ def cached_asl_trees() -> Iterator[None]:
         tree = trees.get(definition)
         if tree is None:
             program, tree = original(definition)
+            tree.knob_complete = True  # built: its text may be kept (cached_parse_tree_text)
             trees[definition] = tree
             return program, tree
         return Preprocessor().visit(tree), tree
@@ -63,6 +66,36 @@ def cached_asl_trees() -> Iterator[None]:
         yield
     finally:
         asl_parser.AmazonStateLanguageParser.parse = staticmethod(original)  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def cached_parse_tree_text() -> Iterator[None]:
+    """Not a bridge: a speed knob for long runs. antlr's getText walks a node's whole subtree at
+    every call, and moto's preprocessor asks for the text of nearly every node while building
+    an execution's components from a kept tree (most of a StartExecution's CPU with
+    cached_asl_trees). A tree cached_asl_trees has built never changes: the text of each of its
+    nodes is kept on the node at the first ask. A tree still being built is left alone."""
+    original = RuleContext.getText
+
+    def get_text(self: Any) -> str:
+        kept = self.__dict__.get("knob_text")
+        if kept is not None:
+            return str(kept)
+        root = self
+        for _ in range(10_000):  # bounded: a tree is far shallower
+            if root.parentCtx is None:
+                break
+            root = root.parentCtx
+        text = str(original(self))
+        if root.__dict__.get("knob_complete"):
+            self.knob_text = text
+        return text
+
+    RuleContext.getText = get_text
+    try:
+        yield
+    finally:
+        RuleContext.getText = original
 
 
 @contextlib.contextmanager
@@ -119,8 +152,44 @@ def reused_integration_clients() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def indexed_task_lookups() -> Iterator[None]:
+    """Not a bridge: a speed knob for long runs. moto's DescribeTasks walks every task of every
+    cluster for each task asked about, and each running execution's `.sync` poll is a
+    DescribeTasks: with a thousand runs the polls alone take the CPU. A task asked for by its
+    full ARN is looked up in its cluster's tasks directly; anything else is found as moto finds
+    it. The same tasks come back, each advanced as moto advances it."""
+    original = EC2ContainerServiceBackend.describe_tasks
+
+    def describe_tasks(self: Any, cluster_str: str, tasks: list[str]) -> Any:
+        if not tasks or not all(t.startswith("arn:") for t in tasks):
+            return original(self, cluster_str, tasks)
+        self._get_cluster(cluster_str)
+        found = []
+        for arn in dict.fromkeys(tasks):
+            for cluster_tasks in list(self.tasks.values()):  # a copy made in one step
+                task = cluster_tasks.get(arn)
+                if task is not None:
+                    task.advance()
+                    found.append(task)
+                    break
+        return found
+
+    EC2ContainerServiceBackend.describe_tasks = describe_tasks  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        EC2ContainerServiceBackend.describe_tasks = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
 def fast_moto() -> Iterator[None]:
     """Every knob that speeds moto's interpreter without changing what it decides; the `.sync`
     poll interval is left as it is (set it with quick_sync_polls where waiting is the cost)."""
-    with cached_asl_trees(), cached_jsonpath_parses(), reused_integration_clients():
+    with (
+        cached_asl_trees(),
+        cached_parse_tree_text(),
+        cached_jsonpath_parses(),
+        reused_integration_clients(),
+        indexed_task_lookups(),
+    ):
         yield

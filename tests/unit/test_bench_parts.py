@@ -51,7 +51,8 @@ def test_runs_go_round_robin_and_a_failed_case_is_not_run_again(
 ) -> None:
     order: list[str] = []
 
-    def child(case: cold_start.Case) -> float | str:
+    def child(case: cold_start.Case, package: Path | None = None) -> float | str:
+        assert package is None
         order.append(case.code)
         return "boom" if case.code == "b" else 0.1
 
@@ -165,3 +166,14 @@ def test_a_failed_sam_build_is_a_table_not_an_exception(monkeypatch: pytest.Monk
         ["sam build failed: exit status 1", "Building codeuri / Error: PythonPipBuilder"]
         + ["-"] * 3
     ]
+
+
+def test_the_lambda_package_holds_the_code_and_dependencies_without_bytecode(
+    tmp_path: Path,
+) -> None:
+    package = cold_start.lambda_package(tmp_path)
+    for name in ("janitor", "common", "alerts", "reconciler", "aws_lambda_powertools", "jmespath"):
+        assert (package / name).is_dir(), name
+    assert (package / "typing_extensions.py").is_file()
+    assert (package / "janitor" / "handler.py").is_file()
+    assert not list(package.rglob("__pycache__")), "a cold Lambda finds no bytecode"
