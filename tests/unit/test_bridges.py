@@ -26,6 +26,7 @@ from local.bridges import (
     status_change_event,
 )
 from local.harness import default_network, wait_for
+from tests.support.ecs import cluster_and_task_definition
 
 REGION = "us-east-1"
 
@@ -34,15 +35,7 @@ class World:
     def __init__(self) -> None:
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         self.ecs = boto3.client("ecs", region_name=REGION)
-        self.cluster = self.ecs.create_cluster(clusterName="bridges")["cluster"]["clusterArn"]
-        self.taskdef = self.ecs.register_task_definition(
-            family="bridges",
-            requiresCompatibilities=["FARGATE"],
-            networkMode="awsvpc",
-            cpu="256",
-            memory="512",
-            containerDefinitions=[{"name": "job", "image": "busybox", "memory": 512}],
-        )["taskDefinition"]["taskDefinitionArn"]
+        self.cluster, self.taskdef = cluster_and_task_definition(self.ecs, "bridges")
         subnets, groups = default_network(REGION)
         definition = {
             "StartAt": "Run",

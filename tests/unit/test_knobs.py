@@ -99,30 +99,19 @@ def test_indexed_task_lookups_find_the_tasks_moto_finds() -> None:
     import boto3
     from moto import mock_aws
 
-    from local.harness import default_network
     from local.knobs import indexed_task_lookups
+    from tests.support.ecs import cluster_and_task_definition, fargate_network
 
     with mock_aws():
         ecs = boto3.client("ecs", region_name="us-east-1")
-        cluster = ecs.create_cluster(clusterName="knobs")["cluster"]["clusterArn"]
-        family = ecs.register_task_definition(
-            family="knobs",
-            requiresCompatibilities=["FARGATE"],
-            networkMode="awsvpc",
-            cpu="256",
-            memory="512",
-            containerDefinitions=[{"name": "job", "image": "busybox", "memory": 512}],
-        )["taskDefinition"]["taskDefinitionArn"]
-        subnets, groups = default_network("us-east-1")
-        network: dict[str, object] = {
-            "awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups}
-        }
+        cluster, family = cluster_and_task_definition(ecs, "knobs")
+        network = fargate_network("us-east-1")
         arns = [
             ecs.run_task(
                 cluster=cluster,
                 taskDefinition=family,
                 launchType="FARGATE",
-                networkConfiguration=network,  # type: ignore[arg-type]
+                networkConfiguration=network,
             )["tasks"][0]["taskArn"]
             for _ in range(3)
         ]
