@@ -6,6 +6,7 @@ fetch and unpack on a cold start."""
 
 from __future__ import annotations
 
+import functools
 import io
 import subprocess
 import tempfile
@@ -165,21 +166,33 @@ def tables(build: Path, names: Sequence[str]) -> list[Table]:
     return [sizes, makeup]
 
 
+_BUILD = tempfile.TemporaryDirectory(prefix="bench-sam-")  # removed when the bench exits
+
+
+@functools.cache
+def built() -> tuple[Path | None, tuple[str, str]]:
+    """The template built once per bench run (the cold start imports from it too): the build
+    directory, or None and why not."""
+    build = Path(_BUILD.name) / "build"
+    try:
+        done = sam_build(build, Path(_BUILD.name) / "cache")
+    except subprocess.TimeoutExpired as err:
+        output = err.output if isinstance(err.output, str) else ""
+        return None, (f"timed out after {SAM_TIMEOUT} s", output)
+    except OSError as err:
+        return None, (str(err), "")
+    if done.returncode != 0:
+        return None, (f"exit status {done.returncode}", done.stdout + done.stderr)
+    return build, ("", "")
+
+
 def run(quick: bool = False) -> list[Table]:
     """The package-size tables. Never raises: a failed build is a table saying so. quick
     changes nothing but a note: sam build is the only way to get these figures."""
-    with tempfile.TemporaryDirectory(prefix="bench-sam-") as tmp:
-        build = Path(tmp) / "build"
-        try:
-            done = sam_build(build, Path(tmp) / "cache")
-        except subprocess.TimeoutExpired as err:
-            output = err.output if isinstance(err.output, str) else ""
-            return [failed(f"timed out after {SAM_TIMEOUT} s", output)]
-        except OSError as err:
-            return [failed(str(err))]
-        if done.returncode != 0:
-            return [failed(f"exit status {done.returncode}", done.stdout + done.stderr)]
-        result = tables(build, function_names())
+    build, why = built()
+    if build is None:
+        return [failed(*why)]
+    result = tables(build, function_names())
     if quick:
         result[0].notes.append("Quick run: sam build still runs (about 30 s to 60 s).")
     return result

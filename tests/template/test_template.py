@@ -64,6 +64,11 @@ def test_sam_build_succeeds(tmp_path: Path) -> None:
         assert (artifact / "janitor" / "handler.py").is_file(), name
         assert (artifact / "common" / "lock_table.py").is_file(), name
         assert (artifact / "aws_lambda_powertools").is_dir(), f"{name}: runtime deps installed"
+        # Compiled, so a cold start does not compile them (the code directory is read-only).
+        for module in ("janitor/handler", "common/lock_table", "aws_lambda_powertools/__init__"):
+            folder, stem = (artifact / module).parent, (artifact / module).name
+            assert list((folder / "__pycache__").glob(f"{stem}.cpython-313.pyc")), module
+        assert not list(artifact.rglob("tests")), f"{name}: nothing but the functions' code"
 
 
 def resources_of(cfn: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
