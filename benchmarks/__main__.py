@@ -37,9 +37,12 @@ PARTS: dict[str, Callable[[bool], list[Table]]] = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("parts", nargs="*", choices=[*PARTS, []], metavar="PART")
+    parser.add_argument("parts", nargs="*", metavar="PART", help=f"of: {', '.join(PARTS)}")
     parser.add_argument("--quick", action="store_true", help="smallest sizes: a smoke run")
     args = parser.parse_args(argv)
+    unknown = [p for p in args.parts if p not in PARTS]
+    if unknown:
+        parser.error(f"no part named {', '.join(unknown)} (parts: {', '.join(PARTS)})")
     chosen = args.parts or list(PARTS)
     began = time.monotonic()
     print(

@@ -24,7 +24,6 @@ from benchmarks.report import Table, median, met, ms, ratio
 from benchmarks.stage import (
     abort,
     compact,
-    counted_calls,
     emulator,
     fail,
     start_runs,
@@ -32,7 +31,9 @@ from benchmarks.stage import (
     tasks_of,
     wait_ended,
 )
+from common import clients
 from local.emulator import Emulator
+from local.harness import counted_calls
 
 INCIDENTS = 200
 """Incidents of each kind for each side."""
@@ -60,9 +61,9 @@ class Side:
     shapes: Counter[str] = field(default_factory=Counter)
     """"GetExecutionHistory, Publish, ..." -> how many incidents took exactly those calls"""
 
-    def record(self, seconds: float, calls: Counter[str]) -> None:
+    def record(self, seconds: float, calls: list[str]) -> None:
         self.seconds.append(seconds)
-        self.calls.append(sum(calls.values()))
+        self.calls.append(len(calls))
         self.shapes[compact(calls)] += 1
 
 
@@ -79,6 +80,7 @@ class Floor:
         self.sfn = emu.client("stepfunctions")
         self.ecs = emu.client("ecs")
         self.sns = emu.client("sns")
+        self.clients = (self.ddb, self.sfn, self.ecs, self.sns)
 
     def repair(self, event: dict[str, Any]) -> None:
         detail = event["detail"]
@@ -124,9 +126,11 @@ def _measure_kind(emu: Emulator, kind: Kind, count: int) -> tuple[Side, Side]:
     events = [status_event(emu, arn, with_input=kind.with_input) for arn in runs]
     janitor, floor = Side(), Side()
     bare = Floor(emu)
+    aws = clients.aws()  # the janitor's own clients (it makes every call through them)
+    watched = (aws.dynamodb, aws.stepfunctions, aws.ecs, aws.sns, *bare.clients)
     for i, event in enumerate(events):
         side = janitor if i % 2 == 0 else floor
-        with counted_calls() as calls:
+        with counted_calls(*watched) as calls:
             started = time.perf_counter()
             if side is janitor:
                 emu.invoke("JanitorFunction", event)

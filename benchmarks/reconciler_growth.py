@@ -8,14 +8,17 @@ healing the stale locks; the repairs cost the same whoever finds them."""
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.report import Table, ratio
-from benchmarks.stage import abort, counted_calls, emulator, start_runs, tasks_of, wait_ended
+from benchmarks.stage import abort, emulator, start_runs, tasks_of, wait_ended
+from common import clients
 from local.emulator import Emulator
+from local.harness import counted_calls
 
 SIZES = (1000, 10_000)
 _BATCH = 25  # BatchWriteItem's most
@@ -48,9 +51,8 @@ def _fill(emu: Emulator, table: str, free: int) -> None:
             pending = left
 
 
-def _naive(emu: Emulator, table: str) -> int:
+def _naive(ddb: Any, sfn: Any, table: str) -> int:
     """Read every lock; ask Step Functions about each holder. Returns the stale ones found."""
-    ddb, sfn = emu.client("dynamodb"), emu.client("stepfunctions")
     stale = 0
     for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for item in page["Items"]:
@@ -60,12 +62,12 @@ def _naive(emu: Emulator, table: str) -> int:
     return stale
 
 
-def _timed(call: Any) -> tuple[float, int, Any]:
-    with counted_calls() as calls:
+def _timed(call: Any, watched: tuple[Any, ...]) -> tuple[float, int, Any]:
+    with counted_calls(*watched) as calls:
         started = time.perf_counter()
         result = call()
         elapsed = time.perf_counter() - started
-    return elapsed, sum(calls.values()), result
+    return elapsed, len(calls), result
 
 
 def run(quick: bool = False) -> list[Table]:
@@ -95,14 +97,20 @@ def run(quick: bool = False) -> list[Table]:
             stale = start_runs(emu, f"stale{size}", held)
             tasks_of(emu, live + stale)
             _fill(emu, lock_table, size - 2 * held)
+            ddb, sfn = emu.client("dynamodb"), emu.client("stepfunctions")
+            aws = clients.aws()  # the reconciler's own clients (every call it makes)
+            reconciler = (aws.dynamodb, aws.stepfunctions, aws.ecs, aws.sns)
             states = [("2 % live, none stale", None), ("1 % live, 1 % stale", stale)]
             for label, to_abort in states:
                 if to_abort:
                     abort(emu, to_abort)  # and nobody hears of it: the events are never pumped
                     wait_ended(emu, to_abort)
-                naive_s, naive_calls, found = _timed(lambda t=lock_table: _naive(emu, t))
+                naive_s, naive_calls, found = _timed(
+                    functools.partial(_naive, ddb, sfn, lock_table), (ddb, sfn)
+                )
                 dry_s, dry_calls, _ = _timed(
-                    lambda: emu.invoke("ReconcilerFunction", {"dryRun": True})
+                    functools.partial(emu.invoke, "ReconcilerFunction", {"dryRun": True}),
+                    reconciler,
                 )
                 table.add(
                     f"{size:,}",
@@ -116,7 +124,9 @@ def run(quick: bool = False) -> list[Table]:
                 expected = len(to_abort or [])
                 if found != expected:
                     table.notes.append(f"{size} locks, {label}: the naive scan found {found}")
-            real_s, real_calls, real = _timed(lambda: emu.invoke("ReconcilerFunction", {}))
+            real_s, real_calls, real = _timed(
+                functools.partial(emu.invoke, "ReconcilerFunction", {}), reconciler
+            )
             released = len(real.get("released", []))
             heals.add(
                 f"{size:,}",

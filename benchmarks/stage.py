@@ -1,17 +1,14 @@
 """Setting the scene on the emulator (local/emulator.py): many runs at once, their tasks, their
-bad ends; and counting the AWS calls a piece of code makes."""
+bad ends."""
 
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-
-from botocore.client import BaseClient
 
 from local.bridges import status_change_event
 from local.emulator import Emulator
@@ -65,7 +62,7 @@ def abort(emu: Emulator, runs: Sequence[str]) -> None:
 
 
 def fail(emu: Emulator, tasks: Sequence[str]) -> None:
-    """Each task's container exits 1: the run fails and cleans up after itself."""
+    """Each task's container exits 1: the run fails; its lock stays for the janitor."""
     for task in tasks:
         emu.finish_task(task, 1)
 
@@ -86,26 +83,7 @@ def status_event(emu: Emulator, arn: str, *, with_input: bool = True) -> dict[st
     return event
 
 
-@contextlib.contextmanager
-def counted_calls() -> Iterator[Counter[str]]:
-    """Every AWS call this thread makes inside the block, by operation name (moto's own threads,
-    running the state machine, are not counted)."""
-    calls: Counter[str] = Counter()
-    me = threading.get_ident()
-    client_class: Any = BaseClient  # stubs leave out the method every call goes through
-    original = client_class._make_api_call
-
-    def counting(self: BaseClient, operation_name: str, api_params: Any) -> Any:
-        if threading.get_ident() == me:
-            calls[operation_name] += 1
-        return original(self, operation_name, api_params)
-
-    client_class._make_api_call = counting
-    try:
-        yield calls
-    finally:
-        client_class._make_api_call = original
-
-
-def compact(calls: Counter[str]) -> str:
-    return ", ".join(f"{name} {n}" if n > 1 else name for name, n in sorted(calls.items()))
+def compact(calls: Sequence[str]) -> str:
+    """ "service.Operation" calls as one line: each operation once, with its count when more."""
+    counted = Counter(call.split(".", 1)[-1] for call in calls)
+    return ", ".join(f"{name} {n}" if n > 1 else name for name, n in sorted(counted.items()))

@@ -27,6 +27,7 @@ from benchmarks.stage import (
 )
 from local.deployer import create_queue
 from local.emulator import Emulator
+from local.harness import drain
 from local.knobs import set_sync_poll
 
 RUNS = 1000
@@ -51,17 +52,8 @@ def _incidents_in(post: dict[str, Any]) -> int:
 
 def _published(emu: Emulator, inbox: str) -> Counter[str]:
     """Incident id -> how many times it was published on the alerts topic."""
-    sqs = emu.client("sqs")
-    ids: Counter[str] = Counter()
-    for _ in range(10_000):
-        got = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
-        if not got:
-            break
-        for m in got:
-            document = json.loads(json.loads(m["Body"])["Message"])
-            ids[str(document.get("id"))] += 1
-            sqs.delete_message(QueueUrl=inbox, ReceiptHandle=m["ReceiptHandle"])
-    return ids
+    notes = drain(emu.client("sqs"), inbox)
+    return Counter(str(json.loads(n["Message"]).get("id")) for n in notes)
 
 
 def run(quick: bool = False) -> list[Table]:

@@ -204,9 +204,6 @@ class Emulator:
         """Run a function's handler here, as Lambda would (local/wiring.py)."""
         return self._wired().invoke(logical_id, event)
 
-    def put_status_change(self, event: dict[str, Any]) -> None:
-        self._wired().put_status_change(event)
-
     def _on_slack_post(self, body: dict[str, Any]) -> None:
         self.slack_post_times.append(time.monotonic())
         self.slack_posts.append(body)

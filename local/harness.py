@@ -5,10 +5,11 @@ lifecycle and ending a task, and waiting on a condition."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,27 @@ def cold_start() -> None:
         handler.forget_secrets()
     deliver.PACER.last_post.clear()
     deliver.PACER.blocked_until.clear()
+
+
+@contextlib.contextmanager
+def counted_calls(*clients: Any) -> Iterator[list[str]]:
+    """Every AWS API call the clients make inside the block, as "service.Operation", in order
+    (the tests' call counts, the bench's; moto's own threads use clients of their own)."""
+    calls: list[str] = []
+    hooks = []
+    for client in clients:
+        service = client.meta.service_model.service_id.hyphenize()
+
+        def count(model: Any, _service: str = service, **_: Any) -> None:
+            calls.append(f"{_service}.{model.name}")
+
+        client.meta.events.register(f"before-call.{service}", count)
+        hooks.append((client, f"before-call.{service}", count))
+    try:
+        yield calls
+    finally:
+        for client, event, hook in hooks:
+            client.meta.events.unregister(event, hook)
 
 
 FROZEN_TASKS = {"progression": "manual", "times": 10**9}
@@ -87,7 +109,6 @@ class AlertsPipe:
     queue_arn: str
     dlq_url: str
     table: str
-    email_topic_arn: str
     mailbox_url: str
     """An SQS queue subscribed to the email topic: what on-call's mailbox receives."""
 
@@ -139,12 +160,6 @@ class LockingStack:
     @property
     def alerts_topic_arn(self) -> str:
         return self.deployed.ref("AlertsTopic")
-
-    def clients(self) -> dict[str, Any]:
-        return {
-            name: boto3.client(name, region_name=self.region)
-            for name in ("dynamodb", "ecs", "stepfunctions")
-        }
 
 
 def default_network(region: str) -> tuple[list[str], list[str]]:
@@ -203,7 +218,6 @@ def deploy_locking_stack(
         queue_arn=deployed.arn("AlertsQueue"),
         dlq_url=deployed.ref("AlertsDeadLetterQueue"),
         table=deployed.ref("IdempotencyTable"),
-        email_topic_arn=deployed.ref("AlertsEmailTopic"),
         mailbox_url=subscribers["AlertsEmailTopic"],
     )
     return LockingStack(deployed, subscribers["AlertsTopic"], pipe)
@@ -218,20 +232,25 @@ def handler_of(stack: LockingStack, logical_id: str) -> str:
     return stack.deployed.functions[logical_id].handler
 
 
-def received_incidents(stack: LockingStack) -> list[dict[str, Any]]:
-    """Every SNS notification the alerts topic delivered to the test inbox (drains it)."""
-    sqs = boto3.client("sqs", region_name=stack.region)
+def drain(sqs: Any, queue_url: str, limit: int = 10_000) -> list[dict[str, Any]]:
+    """Every message in the queue, its body parsed as JSON, deleted once read (at most
+    `limit`: every loop bounded)."""
     out: list[dict[str, Any]] = []
-    for _ in range(100):
+    while len(out) < limit:
         messages = sqs.receive_message(
-            QueueUrl=stack.alerts_inbox_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
         ).get("Messages", [])
         if not messages:
-            return out
+            break
         for m in messages:
             out.append(json.loads(m["Body"]))
-            sqs.delete_message(QueueUrl=stack.alerts_inbox_url, ReceiptHandle=m["ReceiptHandle"])
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
     return out
+
+
+def received_incidents(stack: LockingStack) -> list[dict[str, Any]]:
+    """Every SNS notification the alerts topic delivered to the test inbox (drains it)."""
+    return drain(boto3.client("sqs", region_name=stack.region), stack.alerts_inbox_url)
 
 
 def schedule_inputs(stack: LockingStack) -> dict[str, dict[str, Any]]:
@@ -290,18 +309,7 @@ def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.1) -> An
 def mails(pipe: AlertsPipe, region: str) -> list[dict[str, Any]]:
     """Every notification the email topic delivered to the stand-in mailbox (drains it):
     each {"Subject": ..., "Message": ...} as SNS's email protocol would send it."""
-    sqs = boto3.client("sqs", region_name=region)
-    out: list[dict[str, Any]] = []
-    for _ in range(1000):
-        got = sqs.receive_message(QueueUrl=pipe.mailbox_url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        )
-        if not got:
-            break
-        for m in got:
-            out.append(json.loads(m["Body"]))
-            sqs.delete_message(QueueUrl=pipe.mailbox_url, ReceiptHandle=m["ReceiptHandle"])
-    return out
+    return drain(boto3.client("sqs", region_name=region), pipe.mailbox_url)
 
 
 def sqs_batch(pipe: AlertsPipe, region: str, size: int = 100) -> dict[str, Any]:

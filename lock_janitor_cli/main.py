@@ -303,6 +303,7 @@ def reconcile(opts: Options, dry_run: bool) -> None:
         ("overdue", "report overdue"),
         ("unreadable", "skip (unreadable)"),
         ("leftAlone", "leave alone"),
+        ("unpublished", "fail to publish"),
     ):
         for item in document[key]:
             lines.append(f"{verb} {label}: {json.dumps(item, default=str)}")

@@ -3,9 +3,9 @@ configured (Slack, email). Thin: settings, channels, parse the records, deliver,
 records back with the delay each needs, report partial batch failures.
 
 Cold start: Powertools' parameters and batch utilities are not imported (they bring appconfig,
-asyncio and every event source's classes, compiled from source at each cold start since the
-package ships no bytecode); the secret is read with GetSecretValue and kept SECRET_MAX_AGE
-seconds, and the partial batch response is the documented `batchItemFailures` list."""
+asyncio and every event source's classes, for what a GetSecretValue and a list do): the secret
+is read with GetSecretValue and kept SECRET_MAX_AGE seconds, and the partial batch response is
+the documented `batchItemFailures` list."""
 
 from __future__ import annotations
 

@@ -87,7 +87,8 @@ def forced_away(lock: Lock | None, execution: ExecutionTruth) -> bool:
 def decide(s: Snapshot) -> Plan:  # noqa: PLR0911 - one return per rule
     e = s.execution
     if not e.alive:
-        release = s.holds or (not s.lock_read and s.lock_id is not None)
+        # Unread (only ever for an execution naming a lock): its release finds out.
+        release = s.holds or not s.lock_read
         return Plan(stop=tuple(t for t in s.tasks if t.needs_stop), release=release)
     current = e.redrive_count
     earlier = tuple(t for t in s.tasks if t.needs_stop and t.ref.attempt < current)

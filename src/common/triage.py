@@ -37,6 +37,20 @@ def _what_failed(task: StoppedTask | None, error: str | None) -> str:
     return f"the run failed ({error or 'no error given'})"
 
 
+_FOLLOW_UPS = {
+    LOCK_HELD_ERROR: (
+        "a redrive the janitor stopped because another run held the lock (see that incident)",
+        "the redriven run stopped so it would not overlap the lock's holder",
+    ),
+    OPERATOR_STOP_ERROR: (
+        "an operator's forced release (lock-janitor release --force --stop; see that incident)",
+        "an operator stopped the run and released its lock",
+    ),
+}
+"""The errors with which a run is stopped on purpose, as part of a repair already reported:
+(what its ABORTED follow-up is of, the headline)."""
+
+
 def _missed(reported_by: str) -> str:
     if reported_by != "reconciler":
         return ""
@@ -67,19 +81,12 @@ def ended(  # noqa: PLR0911 - a decision table
             "runs.",
             "the schedule's input was refused; no lock was taken and nothing ran",
         )
-    if status == "ABORTED" and error == LOCK_HELD_ERROR:
+    if status == "ABORTED" and error in _FOLLOW_UPS:
+        of_what, headline = _FOLLOW_UPS[error]
         return Triage(
             Severity.LOW,
-            "Follow-up of a redrive the janitor stopped because another run held the lock "
-            "(see that incident). Nothing more to do." + missed,
-            "the redriven run stopped so it would not overlap the lock's holder",
-        )
-    if status == "ABORTED" and error == OPERATOR_STOP_ERROR:
-        return Triage(
-            Severity.LOW,
-            "Follow-up of an operator's forced release (lock-janitor release --force --stop; "
-            "see that incident). Nothing more to do." + missed,
-            "an operator stopped the run and released its lock",
+            f"Follow-up of {of_what}. Nothing more to do." + missed,
+            headline,
         )
     if status == "ABORTED":
         return Triage(

@@ -75,10 +75,13 @@ class Summary:
     left_alone: list[dict[str, str]] = field(default_factory=list)
     unreadable: list[dict[str, str]] = field(default_factory=list)
     incidents: list[str] = field(default_factory=list)
+    """The kind of each incident published (or kept to be published)."""
     reported: list[dict[str, Any]] = field(default_factory=list)
     """Each incident published (or kept), as its "Incident" log line."""
-    """The kind of each incident published (or kept to be published)."""
     reports_flushed: int = 0
+    unpublished: list[dict[str, str]] = field(default_factory=list)
+    """Reports this run could not publish: a kept one (it stays kept for the next run), or the
+    report of something skipped."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +97,7 @@ class Summary:
             "unreadable": self.unreadable,
             "incidents": len(self.incidents),
             "reportsFlushed": self.reports_flushed,
+            "unpublished": self.unpublished,
         }
 
 
@@ -192,10 +196,9 @@ class Reconciler:
                     flush(self.aws.sns, self.aws.dynamodb, self.settings.lock_table, pending)
                     summary.reports_flushed += 1
                 except AwsError as err:
-                    self.log(
-                        "A kept report could not be published yet",
-                        {"key": pending.key, "error": error_code(err)},
-                    )
+                    failed = {"key": pending.key, "error": error_code(err)}
+                    summary.unpublished.append(failed)
+                    self.log("A kept report could not be published yet", failed)
         return summary
 
     # --- locks ---------------------------------------------------------------------------
@@ -402,10 +405,9 @@ class Reconciler:
         try:
             self._publish(incident, summary)
         except AwsError as err:
-            self.log(
-                "The report of what was skipped could not be published",
-                {"what": what, "error": error_code(err)},
-            )
+            failed = {"what": what, "error": error_code(err)}
+            summary.unpublished.append(failed)
+            self.log("The report of what was skipped could not be published", failed)
 
     def _publish(self, incident: Incident, summary: Summary) -> None:
         published = publish(

@@ -15,11 +15,10 @@ from common.lock_table import ReleasedBy, get_lock, take
 from common.status_event import MalformedEvent
 from janitor.heal import ForeignEvent, RepairIncomplete
 from local.bridges import status_change_event
-from local.harness import finish_task, received_incidents
+from local.harness import counted_calls, finish_task, received_incidents
 from tests.handlers.conftest import EVENTS, Janitor, Reconcile, load_event
 from tests.support.faults import (
     captured_params,
-    counted_calls,
     ecs_run_task_starts_then_fails,
     failing_call,
 )

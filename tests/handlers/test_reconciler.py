@@ -14,10 +14,10 @@ import pytest
 from common import clients
 from common.settings import ReconcilerSettings
 from local.bridges import status_change_event
-from local.harness import function_environment, received_incidents
+from local.harness import counted_calls, function_environment, received_incidents
 from reconciler.reconcile import BadInput, Reconciler
 from tests.handlers.conftest import Janitor, Reconcile
-from tests.support.faults import counted_calls, failing_call
+from tests.support.faults import failing_call
 from tests.support.logs import captured
 from tests.support.machine import Machine
 
@@ -391,10 +391,15 @@ def test_a_failed_publish_is_kept_and_published_by_the_next_run(
         first = reconcile()
     assert [r["owner"] for r in first["released"]] == [arn]
     assert received_incidents(machine.stack) == []
+    with failing_call(clients.sns(), "Publish", "InternalError", times=10):
+        still = reconcile()
+    assert still["reportsFlushed"] == 0
+    assert [u["error"] for u in still["unpublished"]] == ["InternalError"], "said, and kept"
 
     second = reconcile()
 
     assert second["reportsFlushed"] == 1
+    assert second["unpublished"] == []
     (incident,) = incidents(machine)
     assert incident["repairs"]["tasksStopped"] == [task]
     assert incident["repairs"]["lock"] == "released"

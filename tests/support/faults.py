@@ -58,26 +58,6 @@ def failing_call(
 
 
 @contextlib.contextmanager
-def counted_calls(*clients: Any) -> Iterator[list[str]]:
-    """Every AWS API call the clients make, as "service.Operation", in order."""
-    calls: list[str] = []
-    hooks = []
-    for client in clients:
-        service = client.meta.service_model.service_id.hyphenize()
-
-        def count(model: Any, _service: str = service, **_: Any) -> None:
-            calls.append(f"{_service}.{model.name}")
-
-        client.meta.events.register(f"before-call.{service}", count)
-        hooks.append((client, f"before-call.{service}", count))
-    try:
-        yield calls
-    finally:
-        for client, event, hook in hooks:
-            client.meta.events.unregister(event, hook)
-
-
-@contextlib.contextmanager
 def captured_params(client: Any, operation: str) -> Iterator[list[dict[str, Any]]]:
     """The parameters of every `operation` call the client makes (for what moto does not keep,
     such as StopExecution's error and cause)."""
