@@ -8,6 +8,7 @@ this process only, and undo themselves on exit. No moto code is copied here.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import re
 import threading
@@ -217,10 +218,17 @@ def parser_scopes_per_parse() -> Iterator[None]:
         yield
 
 
+ECS_TASKS = threading.RLock()
+"""Held by every ECS call on the tasks (`ecs_tasks_one_call_at_a_time`) and by the harness when
+it ends a task (`local.harness.exit_container`), so no answer shows a task half-ended."""
+
+
 @contextlib.contextmanager
-def _one_call_at_a_time(backend: type, methods: tuple[str, ...]) -> Iterator[None]:
+def _one_call_at_a_time(
+    backend: type, methods: tuple[str, ...], lock: threading.RLock | None = None
+) -> Iterator[None]:
     """The named methods of a moto backend, each run under one lock shared by all of them."""
-    lock = threading.RLock()
+    lock = lock or threading.RLock()
 
     def serialised(name: str) -> Callable[..., Any]:
         inner = getattr(backend, name)
@@ -242,10 +250,32 @@ def ecs_tasks_one_call_at_a_time() -> Iterator[None]:
     """Gap: moto's ECS backend is not thread-safe: DescribeTasks iterates the backend's dict of
     tasks while a RunTask of another thread (a state machine's, in moto's server) inserts into
     it, and fails with "dictionary changed size during iteration" (HTTP 500). AWS serves both at
-    once. Let one call that reads or writes the tasks run at a time."""
+    once. Let one call that reads or writes the tasks run at a time.
+
+    Also: moto answers DescribeTasks with its live task objects, serialised after the call has
+    returned, so a task that ends meanwhile could be answered half-ended (STOPPED, its
+    container's exit code still moto's default 0): `.sync` then took a failed task for a
+    success. DescribeTasks answers with copies taken under the same lock (`ECS_TASKS`), which
+    the harness holds when it ends a task: each answer is one moment's task, as on AWS."""
     methods = ("run_task", "start_task", "describe_tasks", "list_tasks", "stop_task")
-    with _one_call_at_a_time(EC2ContainerServiceBackend, methods):
+    inner = EC2ContainerServiceBackend.describe_tasks
+
+    def describe_tasks(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with ECS_TASKS:
+            return [task_copy(task) for task in inner(self, *args, **kwargs)]
+
+    with (
+        _patched(EC2ContainerServiceBackend, "describe_tasks", describe_tasks),
+        _one_call_at_a_time(EC2ContainerServiceBackend, methods, ECS_TASKS),
+    ):
         yield
+
+
+def task_copy(task: Any) -> Any:
+    """A moto task as it is now, its containers included, apart from the live one."""
+    copied = copy.copy(task)
+    copied.containers = [copy.copy(c) for c in task.containers]
+    return copied
 
 
 @contextlib.contextmanager

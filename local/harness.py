@@ -18,6 +18,7 @@ from moto.backends import get_backend
 
 from alerts import deliver
 from common import clients
+from local.bridges import ECS_TASKS
 from local.deployer import Deployed, create_queue, deploy
 from local.template import Context, translated_template
 
@@ -271,12 +272,13 @@ def exit_container(task_arn: str, exit_code: int = 0) -> None:
     region, account = task_arn.split(":")[3], task_arn.split(":")[4]
     cluster = task_arn.split(":task/", 1)[1].split("/", maxsplit=1)[0]
     task = get_backend("ecs")[account][region].tasks[cluster][task_arn]
-    for container in task.containers:
-        container.exitCode = exit_code
-        container.last_status = "STOPPED"
-    task.desired_status = "STOPPED"
-    task.stopped_reason = "Essential container in task exited"
-    task.last_status = "STOPPED"
+    with ECS_TASKS:  # no DescribeTasks answers with the task half-ended
+        for container in task.containers:
+            container.exitCode = exit_code
+            container.last_status = "STOPPED"
+        task.desired_status = "STOPPED"
+        task.stopped_reason = "Essential container in task exited"
+        task.last_status = "STOPPED"
 
 
 def finish_task(stack: LockingStack, task_arn: str, exit_code: int = 0) -> None:

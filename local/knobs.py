@@ -20,6 +20,8 @@ from moto.stepfunctions.parser.asl.parse import asl_parser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils import boto_client, json_path
 
+from local.bridges import ECS_TASKS, task_copy
+
 _SYNC_POLL = "_DELAY_SECONDS_SYNC_CONDITION_CHECK"
 
 
@@ -157,7 +159,8 @@ def indexed_task_lookups() -> Iterator[None]:
     cluster for each task asked about, and each running execution's `.sync` poll is a
     DescribeTasks: with a thousand runs the polls alone take the CPU. A task asked for by its
     full ARN is looked up in its cluster's tasks directly; anything else is found as moto finds
-    it. The same tasks come back, each advanced as moto advances it."""
+    it. The same tasks come back, each advanced as moto advances it (and copied under the ECS
+    lock, as `local.bridges.ecs_tasks_one_call_at_a_time` answers)."""
     original = EC2ContainerServiceBackend.describe_tasks
 
     def describe_tasks(self: Any, cluster_str: str, tasks: list[str]) -> Any:
@@ -165,13 +168,14 @@ def indexed_task_lookups() -> Iterator[None]:
             return original(self, cluster_str, tasks)
         self._get_cluster(cluster_str)
         found = []
-        for arn in dict.fromkeys(tasks):
-            for cluster_tasks in list(self.tasks.values()):  # a copy made in one step
-                task = cluster_tasks.get(arn)
-                if task is not None:
-                    task.advance()
-                    found.append(task)
-                    break
+        with ECS_TASKS:  # answers as the bridge gives them: one moment's copies
+            for arn in dict.fromkeys(tasks):
+                for cluster_tasks in list(self.tasks.values()):  # a copy made in one step
+                    task = cluster_tasks.get(arn)
+                    if task is not None:
+                        task.advance()
+                        found.append(task_copy(task))
+                        break
         return found
 
     EC2ContainerServiceBackend.describe_tasks = describe_tasks  # type: ignore[method-assign]

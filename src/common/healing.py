@@ -5,6 +5,7 @@ janitor and the reconciler both heal through here; they differ only in what wake
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -20,7 +21,16 @@ from common.lock_table import (
     release,
     take,
 )
-from common.repair import Plan, Snapshot, decide, report, why_stop, with_task, without_task
+from common.repair import (
+    REDRIVEN_MEANWHILE,
+    Plan,
+    Snapshot,
+    decide,
+    report,
+    why_stop,
+    with_task,
+    without_task,
+)
 from common.task_input import TaskInput
 from common.triage import LOCK_HELD_ERROR
 from common.truth import (
@@ -28,6 +38,7 @@ from common.truth import (
     NO_SUCH_EXECUTION,
     AwsError,
     ExecutionTruth,
+    History,
     TaskTruth,
     cluster_lock_tasks,
     describe_execution,
@@ -47,6 +58,25 @@ def aws_time(moment: datetime | None = None) -> str:
     return (
         moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     )
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def together[A, B](first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    """Two independent reads at once (the second on a pool thread; boto3 clients are thread
+    safe), so the wait of one round trip covers both. Both finish before this returns; the
+    first's error is raised first."""
+    global _POOL  # noqa: PLW0603 - one small pool per process, kept by a warm container
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="truth")
+    future = _POOL.submit(second)
+    try:
+        a = first()
+    except BaseException:
+        future.exception()  # let the other read finish: nothing outlives the snapshot
+        raise
+    return a, future.result()
 
 
 @dataclass
@@ -91,50 +121,82 @@ class Healer:
         *,
         read_lock: bool = True,
     ) -> Snapshot:
-        """The truth about `arn`, read once: DescribeExecution, the lock (consistent read), the
-        history, DescribeTasks; the cluster's tasks by LOCK_OWNER only when a RunTask may have
-        started a task the history does not name; the holder when another execution holds the
-        lock of a live execution.
+        """The truth about `arn`, read once: DescribeExecution and the history (at the same
+        time), the lock (consistent read), the tasks the history does not show STOPPED
+        (DescribeTasks); the cluster's tasks by LOCK_OWNER only when a RunTask may have started
+        a task the history does not name; the holder when another execution holds the lock of
+        a live execution.
+
+        When the history has reached a later attempt than DescribeExecution said, the run was
+        redriven while it was read: the execution is read again, so a redriven run is healed
+        as the live run it is (`decide` still keeps an ended attempt's hands off later
+        attempts when Step Functions' answer lags its history).
 
         `read_lock=False` skips reading the lock of an execution read to have ended: whatever
         the lock's state, such an execution's tasks are stopped, and its release is conditioned
         on the execution holding the lock for the attempt read (`HeldBy`), whose answer says
         how the lock stands. One call fewer per incident; a dry run reads it."""
-        e = execution or describe_execution(self.aws.stepfunctions, arn)
+        sfn = self.aws.stepfunctions
+        if execution is None:
+            e, history = together(
+                lambda: describe_execution(sfn, arn), lambda: read_history(sfn, arn)
+            )
+        else:
+            e = execution
+            history = read_history(sfn, arn) if e.status != MISSING else None
+        if history is not None and history.attempt > e.redrive_count and e.status != MISSING:
+            e = describe_execution(sfn, arn)
         if e.status == MISSING and hint is not None:
             # Step Functions no longer knows it: the event's input is all that names its lock
             # (safe: the release is still fenced on this execution owning the lock).
             e = replace(e, input=hint)
         # Not for MISSING: its attempt is unknown, so the release is fenced on the lock read.
         skip_lock = not read_lock and not e.alive and e.status != MISSING
-        lock = None
-        if e.input.lock_id and not skip_lock:
-            lock = get_lock(self.aws.dynamodb, self.table, e.input.lock_id)
-        history = read_history(self.aws.stepfunctions, arn) if e.status != MISSING else None
-        refs = list(history.tasks) if history else []
-        found: list[TaskTruth] = []
-        if history is not None and history.unsure_starts and not e.alive:
-            known = {r.task_arn for r in refs}
-            for cluster in history.unsure_starts:
-                if cluster:
-                    _, tasks = cluster_lock_tasks(self.aws.ecs, cluster)
-                    found += [t for t in tasks if t.lock_owner == arn and t.arn not in known]
-        tasks, gone = describe_tasks(self.aws.ecs, refs) if refs else ([], [])
+        lock_id = None if skip_lock else e.input.lock_id
+        lock, (tasks, gone) = together(
+            lambda: get_lock(self.aws.dynamodb, self.table, lock_id) if lock_id else None,
+            lambda: self._tasks(arn, e, history),
+        )
         holder = None
         if e.alive and lock is not None and lock.owner not in {None, arn}:
             assert lock.owner is not None
-            holder = describe_execution(self.aws.stepfunctions, lock.owner)
+            holder = describe_execution(sfn, lock.owner)
         if e.error is None and e.cause is None and history is not None:
             e = replace(e, error=history.error, cause=history.cause)
         return Snapshot(
             execution=e,
             lock=lock,
-            tasks=(*tasks, *found),
+            tasks=tuple(tasks),
             gone=tuple(gone),
             history_missing=history is None,
+            history_attempt=history.attempt if history else 0,
             holder=holder,
             lock_read=not (skip_lock and e.input.lock_id),
         )
+
+    def _tasks(
+        self, arn: str, e: ExecutionTruth, history: History | None
+    ) -> tuple[list[TaskTruth], list[str]]:
+        """The execution's tasks as they are now, and those ECS no longer knows: as the history
+        recorded them STOPPED (final), else DescribeTasks; for an ended execution whose RunTask
+        answer was lost, its tasks found in the cluster by LOCK_OWNER."""
+        if history is None:
+            return [], []
+        recorded = [
+            replace(task_truth(history.ended[r.task_arn], r), desired_status="STOPPED")
+            for r in history.tasks
+            if r.task_arn in history.ended
+        ]
+        unknown = [r for r in history.tasks if r.task_arn not in history.ended]
+        described, gone = describe_tasks(self.aws.ecs, unknown) if unknown else ([], [])
+        found: list[TaskTruth] = []
+        if history.unsure_starts and not e.alive:
+            known = {r.task_arn for r in history.tasks}
+            for cluster in history.unsure_starts:
+                if cluster:
+                    _, tasks = cluster_lock_tasks(self.aws.ecs, cluster)
+                    found += [t for t in tasks if t.lock_owner == arn and t.arn not in known]
+        return [*recorded, *described, *found], gone
 
     def heal(
         self, arn: str, execution: ExecutionTruth | None = None, hint: TaskInput | None = None
@@ -168,6 +230,8 @@ class Healer:
         each write fenced on the snapshot. What fails is left in `undone` for a retry."""
         done = Healed(s, plan, plan_input=s)
         e = s.execution
+        if plan.left_alone == REDRIVEN_MEANWHILE:
+            done.undone.append(f"heal {e.arn}: redriven while it was read; healed on the retry")
         if plan.stop_execution:
             cause = f"lock {s.lock_id} is held by {s.other_holder}"
             try:

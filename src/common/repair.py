@@ -22,6 +22,8 @@ from common.triage import ended, redriven, unlocked
 from common.truth import ExecutionTruth, TaskTruth, parse_time
 
 REPAIRERS = frozenset({ReleasedBy.JANITOR.value, ReleasedBy.RECONCILER.value})
+REDRIVEN_MEANWHILE = "redriven meanwhile"
+"""`Plan.left_alone` when the history shows a redrive the execution's status does not yet."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class Snapshot:
     lock_read: bool = True
     """False: the lock was not read (an execution read to have ended, healed by a release
     conditioned on it holding the lock, whose answer says how the lock stands)."""
+    history_attempt: int = 0
+    """The attempt the execution's history has reached: above the execution's redrive count
+    when the run was redriven after Step Functions answered."""
 
     @property
     def lock_id(self) -> str | None:
@@ -86,6 +91,11 @@ def forced_away(lock: Lock | None, execution: ExecutionTruth) -> bool:
 
 def decide(s: Snapshot) -> Plan:  # noqa: PLR0911 - one return per rule
     e = s.execution
+    if not e.alive and s.history_attempt > e.redrive_count:
+        # Redriven since Step Functions answered: stop the ended attempts' tasks only, and
+        # leave the lock until the execution reads as the live run it is.
+        ended_tasks = tuple(t for t in s.tasks if t.needs_stop and t.ref.attempt <= e.redrive_count)
+        return Plan(stop=ended_tasks, left_alone=REDRIVEN_MEANWHILE)
     if not e.alive:
         # Unread (only ever for an execution naming a lock): its release finds out.
         release = s.holds or not s.lock_read

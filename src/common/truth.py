@@ -149,11 +149,17 @@ class History:
     """What an execution's history says about its tasks."""
 
     tasks: tuple[TaskRef, ...]
+    ended: Mapping[str, Mapping[str, Any]]
+    """Task ARN -> the task as the ECS integration described it once it was STOPPED (a
+    TaskFailed's cause, a TaskSucceeded's output). STOPPED is final: such a task needs no
+    DescribeTasks to know it cannot run."""
     unsure_starts: tuple[str, ...]
     """Clusters in which a RunTask may have started a task whose answer never came (a RunTask
     that failed with an error other than a refusal): its task is in no TaskSubmitted."""
     error: str | None = None
     cause: str | None = None
+    attempt: int = 0
+    """The attempt the history has reached (how many ExecutionRedriven it holds)."""
 
 
 REFUSALS = frozenset(
@@ -191,6 +197,7 @@ def parse_history(events: Iterable[Mapping[str, Any]]) -> History:
     with its attempt; RunTask calls whose task may exist unseen; the last terminal error.
     Output that cannot be read is skipped: the reconciler finds such tasks by LOCK_OWNER."""
     found: dict[str, TaskRef] = {}
+    ended: dict[str, Mapping[str, Any]] = {}
     unsure: list[str] = []
     attempt = 0
     scheduled_cluster: str | None = None
@@ -219,10 +226,37 @@ def parse_history(events: Iterable[Mapping[str, Any]]) -> History:
             if name not in REFUSALS:
                 unsure.append(scheduled_cluster)
             scheduled_cluster = None
+        if kind in {"TaskFailed", "TaskSucceeded"}:
+            stopped = _stopped_task(event)
+            if stopped is not None:
+                ended[str(stopped["TaskArn"])] = stopped
         elif kind in _TERMINAL:
             details = event.get(_TERMINAL[kind]) or {}
             error, cause = details.get("error"), details.get("cause")
-    return History(tuple(found.values()), tuple(dict.fromkeys(unsure)), error, cause)
+    tasks = tuple(found.values())
+    known = {ref.task_arn for ref in tasks}
+    ends = {arn: task for arn, task in ended.items() if arn in known}
+    return History(tasks, ends, tuple(dict.fromkeys(unsure)), error, cause, attempt)
+
+
+def _stopped_task(event: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The ECS task a RunTask's TaskFailed (cause) or TaskSucceeded (output) describes, when it
+    describes one that is STOPPED. Step Functions writes the described task there
+    (`States.TaskFailed`: the cause is the task; `.sync` success: the output is); anything else
+    (a refusal's message, an output of `null`) is no evidence and is left to DescribeTasks."""
+    details = event.get("taskFailedEventDetails") or event.get("taskSucceededEventDetails")
+    if not isinstance(details, Mapping) or details.get("resourceType") != "ecs":
+        return None
+    text = details.get("cause") if "cause" in details else details.get("output")
+    if not isinstance(text, str) or '"STOPPED"' not in text:
+        return None
+    try:
+        task = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(task, dict) or task.get("LastStatus") != "STOPPED":
+        return None
+    return task if isinstance(task.get("TaskArn"), str) else None
 
 
 def _submitted(event: Mapping[str, Any], attempt: int) -> Iterator[TaskRef]:
@@ -314,27 +348,37 @@ def stop_reason(by: str, execution_name: str, attempt: int, why: str) -> str:
     return text[:STOP_REASON_LIMIT]
 
 
+def _field(document: Any, name: str) -> Any:
+    """`name` of a task document as ECS's API spells it (camelCase), or as Step Functions'
+    ECS integration does in a history (PascalCase)."""
+    if not isinstance(document, Mapping):
+        return None
+    value = document.get(name)
+    return document.get(name[:1].upper() + name[1:]) if value is None else value
+
+
 def lock_env(task: Mapping[str, Any]) -> dict[str, str]:
     """The LOCK_* environment overrides of a task (empty when it has none)."""
     env: dict[str, str] = {}
-    overrides = task.get("overrides")
-    containers = overrides.get("containerOverrides") if isinstance(overrides, dict) else None
+    containers = _field(_field(task, "overrides"), "containerOverrides")
     for override in containers if isinstance(containers, list) else []:
-        pairs = override.get("environment") if isinstance(override, dict) else None
+        pairs = _field(override, "environment")
         for pair in pairs if isinstance(pairs, list) else []:
-            name = pair.get("name") if isinstance(pair, dict) else None
+            name = _field(pair, "name")
             if isinstance(name, str) and name.startswith("LOCK_"):
-                env[name] = str(pair.get("value", ""))
+                env[name] = str(_field(pair, "value") or "")
     return env
 
 
 def task_truth(task: Mapping[str, Any], ref: TaskRef) -> TaskTruth:
+    """A task as DescribeTasks or StopTask answers it, or as a history recorded it stopped."""
     env = lock_env(task)
+    reason = _field(task, "stoppedReason")
     return TaskTruth(
         ref=ref,
-        last_status=str(task.get("lastStatus") or "UNKNOWN"),
-        desired_status=str(task.get("desiredStatus") or "UNKNOWN"),
-        stopped_reason=task.get("stoppedReason"),
+        last_status=str(_field(task, "lastStatus") or "UNKNOWN"),
+        desired_status=str(_field(task, "desiredStatus") or "UNKNOWN"),
+        stopped_reason=reason if isinstance(reason, str) else None,
         lock_owner=env.get("LOCK_OWNER"),
         lock_id=env.get("LOCK_ID"),
     )

@@ -18,6 +18,7 @@ from local.bridges import status_change_event
 from local.harness import counted_calls, finish_task, received_incidents
 from tests.handlers.conftest import EVENTS, Janitor, Reconcile, load_event
 from tests.support.faults import (
+    before_call,
     captured_params,
     ecs_run_task_starts_then_fails,
     failing_call,
@@ -301,37 +302,32 @@ def aws_clients() -> tuple[Any, ...]:
 
 
 def test_calls_per_incident(janitor: Janitor, machine: Machine) -> None:
-    """The truth read once (DescribeExecution, the history, the tasks), then the writes: the
-    release of an ended run's lock is conditioned on the run holding it for the attempt read,
-    and its answer says how the lock stands, so the lock is not read first. A failed run whose
-    task exited costs 5 calls, and a 6th the first time a warm function sees its task
-    definition revision (where its logs go, for the incident's link); each task to stop adds a
-    StopTask."""
+    """The truth read once (DescribeExecution and the history at the same time, the tasks the
+    history does not show stopped), then the writes: the release of an ended run's lock is
+    conditioned on the run holding it for the attempt read, and its answer says how the lock
+    stands, so the lock is not read first. A failed run whose task exited costs 4 calls (its
+    task's end is in the history: STOPPED is final), and a 5th the first time a warm function
+    sees its task definition revision (where its logs go, for the incident's link). An aborted
+    run's task is described, then stopped."""
     from common.ecs_task import LOG_CONFIGS
 
     LOG_CONFIGS.clear()
     clean, _ = machine.fail("clean")
     with counted_calls(*aws_clients()) as calls:
         janitor(event(machine, clean))
-    assert calls == [
-        "sfn.DescribeExecution",
-        "sfn.GetExecutionHistory",
-        "ecs.DescribeTasks",
-        "dynamodb.UpdateItem",
-        "ecs.DescribeTaskDefinition",
-        "sns.Publish",
-    ]
+    assert sorted(calls[:2]) == ["sfn.DescribeExecution", "sfn.GetExecutionHistory"]
+    assert calls[2:] == ["dynamodb.UpdateItem", "ecs.DescribeTaskDefinition", "sns.Publish"]
     again, _ = machine.fail("again")
     with counted_calls(*aws_clients()) as calls:
         janitor(event(machine, again))
     assert "ecs.DescribeTaskDefinition" not in calls, "a revision is read once"
-    assert len(calls) == 5
+    assert len(calls) == 4
 
     orphaned, _ = machine.abort("orphaned")
     with counted_calls(*aws_clients()) as calls:
         janitor(janitor.event_for("janitor-aborted-input-not-included.json", orphaned))
-    assert len(calls) == 6
-    assert calls.index("ecs.StopTask") < calls.index("dynamodb.UpdateItem"), "stop, then release"
+    assert sorted(calls[:2]) == ["sfn.DescribeExecution", "sfn.GetExecutionHistory"]
+    assert calls[2:] == ["ecs.DescribeTasks", "ecs.StopTask", "dynamodb.UpdateItem", "sns.Publish"]
 
 
 # --- Faults: finish what can be done safely, raise for the rest, report what happened. -----
@@ -617,18 +613,43 @@ def test_a_run_redriven_between_the_janitors_read_and_its_release_keeps_its_lock
             )
             assert taken.kind == "done"
 
-    ecs = clients.ecs()
-    ecs.meta.events.register("before-call.ecs.StopTask", redrive_now)
-    try:
+    with before_call(clients.ecs(), "StopTask", redrive_now):
         janitor(late)
-    finally:
-        ecs.meta.events.unregister("before-call.ecs.StopTask", redrive_now)
 
     (second,) = redriven
     lock = machine.lock()
     assert (lock["Owner"], lock["RedriveCount"]) == (arn, "1"), "the live attempt's lock"
     assert running(machine, second), "a live run's task is never killed"
     assert not running(machine, first)
+
+
+def test_a_run_redriven_between_the_janitors_two_reads_keeps_its_task_and_its_lock(
+    janitor: Janitor, machine: Machine
+) -> None:
+    """The janitor reads the execution (ABORTED, attempt 0), and the run is redriven before the
+    janitor reads its history: the history then names attempt 1's task, running. That task is
+    not the ended attempt's: it runs on, and the lock is not released under it. The truth
+    moved while it was read, so the janitor reads the execution again and heals what it is now:
+    a redriven run that takes its lock for attempt 1."""
+    arn, first = machine.abort("redriven-between-reads")
+    late = event(machine, arn)
+    redriven: list[str] = []
+
+    def redrive_now(**_: Any) -> None:
+        if not redriven:
+            redriven.append(machine.redrive(arn))
+
+    with before_call(clients.stepfunctions(), "GetExecutionHistory", redrive_now):
+        janitor(late)
+
+    (second,) = redriven
+    assert running(machine, second), "a live run's task is never killed"
+    assert not running(machine, first), "the ended attempt's task must not run beside it"
+    lock = machine.lock()
+    assert (lock["Owner"], lock["RedriveCount"]) == (arn, "1"), "the live attempt's lock"
+    _, incident = one_incident(machine)
+    assert incident["kind"] == "redrive"
+    assert incident["repairs"]["tasksRunning"] == [second]
 
 
 def test_redrive_events_out_of_order_never_free_the_live_attempts_lock(

@@ -17,7 +17,7 @@ from local.bridges import status_change_event
 from local.harness import counted_calls, function_environment, received_incidents
 from reconciler.reconcile import BadInput, Reconciler
 from tests.handlers.conftest import Janitor, Reconcile
-from tests.support.faults import failing_call
+from tests.support.faults import before_call, failing_call
 from tests.support.logs import captured
 from tests.support.machine import Machine
 
@@ -248,11 +248,8 @@ def test_a_lock_taken_by_a_new_execution_after_the_read_is_never_released(
                 ExpressionAttributeValues={":n": {"S": new_owner}, ":one": {"N": "1"}},
             )
 
-    ddb.meta.events.register("before-call.dynamodb.UpdateItem", take_it_first)
-    try:
+    with before_call(ddb, "UpdateItem", take_it_first):
         summary = reconcile()
-    finally:
-        ddb.meta.events.unregister("before-call.dynamodb.UpdateItem", take_it_first)
     assert taken
     assert machine.lock()["Owner"] == new_owner
     assert summary["released"] == []
@@ -278,11 +275,8 @@ def test_a_redrive_that_retakes_the_lock_after_the_read_keeps_it(
                 ExpressionAttributeValues={":one": {"N": "1"}, ":j": {"S": "janitor"}},
             )
 
-    ddb.meta.events.register("before-call.dynamodb.UpdateItem", redrive_first)
-    try:
+    with before_call(ddb, "UpdateItem", redrive_first):
         summary = reconcile()
-    finally:
-        ddb.meta.events.unregister("before-call.dynamodb.UpdateItem", redrive_first)
     assert retaken
     assert machine.lock()["Owner"] == arn
     assert machine.lock()["RedriveCount"] == "1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -37,24 +37,32 @@ def ecs_run_task_fails(code: str, message: str, times: int) -> Iterator[list[str
 
 
 @contextlib.contextmanager
+def before_call(client: Any, operation: str, hook: Callable[..., Any]) -> Iterator[None]:
+    """`hook` runs just before each `client.<operation>` call (to change the world between two
+    of the code's reads, or to make the call fail)."""
+    event = f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+    client.meta.events.register(event, hook)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(event, hook)
+
+
+@contextlib.contextmanager
 def failing_call(
     client: Any, operation: str, code: str, message: str = "injected", times: int = 1
 ) -> Iterator[list[str]]:
     """`client.<operation>` raises ClientError `code` (as after botocore's own retries) on its
     next `times` calls; yields the list of failures raised."""
     raised: list[str] = []
-    event = f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
 
     def fail(**_: Any) -> None:
         if len(raised) < times:
             raised.append(code)
             raise ClientError({"Error": {"Code": code, "Message": message}}, operation)
 
-    client.meta.events.register(event, fail)
-    try:
+    with before_call(client, operation, fail):
         yield raised
-    finally:
-        client.meta.events.unregister(event, fail)
 
 
 @contextlib.contextmanager

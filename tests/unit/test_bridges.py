@@ -25,7 +25,7 @@ from local.bridges import (
     ecs_sync_fails_on_nonzero_exit,
     status_change_event,
 )
-from local.harness import default_network, wait_for
+from local.harness import default_network, exit_container, wait_for
 from tests.support.ecs import cluster_and_task_definition
 
 REGION = "us-east-1"
@@ -342,6 +342,34 @@ def test_ecs_tasks_one_call_at_a_time_gap_and_bridge(world: World) -> None:
         failures, started = describe_while_another_thread_runs_a_task()
     assert failures == []
     assert started, "the other thread's RunTask ran once the walk was over"
+
+
+def test_ecs_describe_tasks_answers_one_moment_gap_and_bridge(world: World) -> None:
+    """moto's DescribeTasks returns its live task objects, serialised after the call returns: a
+    task that ends in between (here: right after the backend call) is answered as it is at
+    serialisation, which may be half-ended (STOPPED with the default exit code 0 when the end
+    lands between the two). With the bridge the answer is a copy taken under the lock the
+    harness holds while it ends a task: the task as it was at one moment."""
+    subnets, groups = default_network(REGION)
+    network: Any = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups}}
+
+    def answered_then_ended() -> tuple[str, int | None]:
+        arn = world.ecs.run_task(
+            cluster=world.cluster,
+            taskDefinition=world.taskdef,
+            launchType="FARGATE",
+            networkConfiguration=network,
+        )["tasks"][0]["taskArn"]
+        backend = get_backend("ecs")["123456789012"][REGION]
+        (answer,) = backend.describe_tasks(world.cluster, [arn])
+        exit_container(arn, 3)  # the task ends before the answer is serialised
+        return answer.last_status, answer.containers[0].exitCode
+
+    assert answered_then_ended() == ("STOPPED", 3), "the answer is the live task"
+    with moto_bridges.ecs_tasks_one_call_at_a_time():
+        status, code = answered_then_ended()
+    assert status != "STOPPED"
+    assert code == 0, "the moment it was asked about: not yet exited"
 
 
 def test_ecs_list_tasks_running_by_default_gap_and_bridge(world: World) -> None:

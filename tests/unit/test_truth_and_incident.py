@@ -10,7 +10,14 @@ import pytest
 from common.healing import aws_time
 from common.incident import Execution, Incident, Repairs, Severity, incident_id
 from common.settings import JanitorSettings, SettingsError
-from common.truth import TaskRef, TaskTruth, history_events, parse_history, stop_reason
+from common.truth import (
+    TaskRef,
+    TaskTruth,
+    history_events,
+    parse_history,
+    stop_reason,
+    task_truth,
+)
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:lock-janitor-LockingStateMachine:run"
 CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/c"
@@ -85,6 +92,56 @@ def test_terminal_error_is_the_last_terminal_event() -> None:
     found = parse_history(history)
     assert (found.error, found.cause) == ("E", "C")
     assert parse_history([{"type": "ExecutionTimedOut"}]).error is None
+
+
+def described(task: str, last_status: str = "STOPPED", **more: Any) -> str:
+    """A task as Step Functions' ECS integration writes it into a history (PascalCase)."""
+    return json.dumps(
+        {
+            "TaskArn": task,
+            "LastStatus": last_status,
+            "DesiredStatus": "STOPPED",
+            "StoppedReason": "Essential container in task exited",
+            "Overrides": {
+                "ContainerOverrides": [
+                    {"Name": "job", "Environment": [{"Name": "LOCK_OWNER", "Value": ARN}]}
+                ]
+            },
+            **more,
+        }
+    )
+
+
+def ecs_event(kind: str, **details: Any) -> dict[str, Any]:
+    key = {"TaskFailed": "taskFailedEventDetails", "TaskSucceeded": "taskSucceededEventDetails"}
+    return {"type": kind, key[kind]: {"resourceType": "ecs", **details}}
+
+
+def test_a_task_the_history_shows_stopped_is_known_without_asking_ecs() -> None:
+    """The ECS integration writes the described task into TaskFailed's cause and
+    TaskSucceeded's output; only a task described STOPPED (final) counts as ended. moto's
+    `null` output for an aborted run's task, a refusal's message, a task still RUNNING in the
+    document, or a task the history never submitted are no evidence."""
+    t1, t2, t3, t4 = (f"arn:aws:ecs:us-east-1:123456789012:task/c/{n}" for n in range(1, 5))
+    history = [
+        submitted(t1),
+        ecs_event("TaskFailed", error="States.TaskFailed", cause=described(t1)),
+        {"type": "ExecutionRedriven"},
+        submitted(t2),
+        ecs_event("TaskSucceeded", output="null"),
+        {"type": "ExecutionRedriven"},
+        submitted(t3),
+        ecs_event("TaskFailed", error="ECS.AmazonECSException", cause="capacity: try again"),
+        ecs_event("TaskSucceeded", output=described(t3, "RUNNING")),
+        ecs_event("TaskSucceeded", output=described(t4)),
+    ]
+    found = parse_history(history)
+    assert found.attempt == 2
+    assert set(found.ended) == {t1}
+    truth = task_truth(found.ended[t1], found.tasks[0])
+    assert (truth.last_status, truth.desired_status, truth.running) == ("STOPPED", "STOPPED", False)
+    assert truth.stopped_reason == "Essential container in task exited"
+    assert truth.lock_owner == ARN, "the environment is read in the history's spelling too"
 
 
 def test_stop_reason_says_who_and_fits_ecs() -> None:
