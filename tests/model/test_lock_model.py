@@ -56,7 +56,7 @@ from local.harness import (
 from local.knobs import cached_asl_trees, quick_sync_polls
 from reconciler.reconcile import Reconciler
 from tests.handlers.conftest import resolve_handler
-from tests.support.faults import failing_call
+from tests.support.faults import before_call, failing_call
 from tests.support.machine import Machine, running_machine
 
 EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "200"))
@@ -69,6 +69,18 @@ SEED = int(
 """Fixed, unless MODEL_RANDOM is set (`make model` explores new examples on every run and
 prints its seed; MODEL_SEED=<seed> replays that run)."""
 REPAIRERS = ("janitor", "reconciler")
+CALLS_OF_A_REPAIR = [
+    ("stepfunctions", "DescribeExecution"),
+    ("stepfunctions", "GetExecutionHistory"),
+    ("ecs", "DescribeTasks"),
+    ("ecs", "StopTask"),
+    ("dynamodb", "UpdateItem"),
+]
+"""Where a redrive may land in the middle of a repair (`redrive_during_next_repair`). Before
+the execution and its history are read, the repair must see it; after them, it cannot (the
+redriven attempt runs without its lock until the janitor handles the redrive's event: the
+window the design accepts, in which a repair may free that lock)."""
+AFTER_THE_READS = frozenset({"DescribeTasks", "StopTask", "UpdateItem"})
 FAULTS = [
     ("dynamodb", "UpdateItem", "ThrottlingException"),
     ("dynamodb", "GetItem", "InternalServerError"),
@@ -129,6 +141,12 @@ class LockModel(RuleBasedStateMachine):
         self.seen_status: dict[str, tuple[str, int]] = {}
         self.unseen_redrives: set[str] = set()
         self.fault: tuple[str, str, str] | None = None
+        self.interleave: tuple[str, str, str] | None = None
+        """(service, operation, execution): that ended execution is redriven just before the
+        next repair's first call of that operation."""
+        self.redriven_after_reads: set[str] = set()
+        """Runs redriven after a repair had read them: until the redrive is seen, a release of
+        their lock is the accepted window, not a broken promise."""
         self.offset = timedelta(0)
         self.published: dict[str, list[str]] = {}
         self.repairs: set[str] = set()
@@ -138,6 +156,8 @@ class LockModel(RuleBasedStateMachine):
         self.repaired = False
         """The last step ran the janitor or the reconciler: repairs and incidents to look at."""
         self.fired = False
+        self.redrove = False
+        """The last step's repair had a run redriven in its middle."""
         self.janitor = resolve_handler(self.machine, "JanitorFunction")
         self.settings = ReconcilerSettings.from_env(
             function_environment(self.machine.stack, "ReconcilerFunction")
@@ -213,17 +233,41 @@ class LockModel(RuleBasedStateMachine):
 
     @contextlib.contextmanager
     def armed(self) -> Iterator[None]:
-        """The step, with the fault armed (if any); `fired` says whether it struck."""
-        self.fired = False
-        if self.fault is None:
+        """The step, with the fault armed (if any) and the redrive that lands in its middle (if
+        any); `fired` says whether the fault struck."""
+        self.fired = self.redrove = False
+        with contextlib.ExitStack() as stack:
+            raised: list[str] = []
+            if self.fault is not None:
+                service, operation, code = self.fault
+                self.fault = None
+                client = getattr(clients, service)()
+                raised = stack.enter_context(failing_call(client, operation, code))
+            redriven: list[str] = []
+            if self.interleave is not None:
+                service, operation, arn = self.interleave
+                self.interleave = None
+                client = getattr(clients, service)()
+                hook = self._redrive_once(arn, redriven)
+                stack.enter_context(before_call(client, operation, hook))
             yield
-            return
-        service, operation, code = self.fault
-        self.fault = None
-        client = getattr(clients, service)()
-        with failing_call(client, operation, code) as raised:
-            yield
-        self.fired = bool(raised)
+        self.fired = bool(raised) or bool(redriven and redriven[0] in AFTER_THE_READS)
+        self.redrove = bool(redriven)
+
+    def _redrive_once(self, arn: str, redriven: list[str]) -> Any:
+        def redrive(event_name: str, **_: Any) -> None:
+            if redriven or self.status(arn)["status"] not in {"FAILED", "ABORTED"}:
+                return
+            operation = event_name.rsplit(".", 1)[-1]
+            redriven.append(operation)
+            self.machine.sfn.redrive_execution(executionArn=arn)
+            self.unseen_redrives.add(arn)
+            if operation in AFTER_THE_READS:
+                self.redriven_after_reads.add(arn)
+            self.wait_settled(arn)
+            self.tasks[arn] = self.machine.tasks_of(arn)
+
+        return redrive
 
     def collect(self) -> None:
         for note in received_incidents(self.machine.stack):
@@ -339,6 +383,7 @@ class LockModel(RuleBasedStateMachine):
             failed or self.fired
         ):  # a call that failed may be the one that would have seen the redrive
             self.unseen_redrives.discard(arn)
+            self.redriven_after_reads.discard(arn)
         self.observe()
 
     @precondition(lambda self: bool(self.events))
@@ -352,6 +397,17 @@ class LockModel(RuleBasedStateMachine):
         self.step("fault")
         self.fault = fault
 
+    @precondition(lambda self: bool(self.runs))
+    @rule(data=st.data(), call=st.sampled_from(CALLS_OF_A_REPAIR))
+    def redrive_during_next_repair(self, data: st.DataObject, call: tuple[str, str]) -> None:
+        """An ended run is redriven while the next janitor or reconciler pass is between two
+        of its calls (just before `call`): what it read before no longer holds."""
+        ended = self.ended()
+        if not ended:
+            return
+        self.step(f"redrive-before-{call[1]}")
+        self.interleave = (*call, data.draw(st.sampled_from(ended)))
+
     @rule()
     def reconcile(self) -> None:
         self.step("reconcile")
@@ -364,9 +420,11 @@ class LockModel(RuleBasedStateMachine):
         except Exception:
             failed = True
         if not (
-            failed or self.fired
-        ):  # it skips what it cannot read: a fault may hide a redrive from it
+            failed or self.fired or self.redrove
+        ):  # it skips what it cannot read: a fault may hide a redrive from it, and a redrive
+            # landing after its listings is not in them
             self.unseen_redrives.clear()
+            self.redriven_after_reads.clear()
         self.observe()
 
     @rule()
@@ -395,9 +453,9 @@ class LockModel(RuleBasedStateMachine):
         before = self.previous_lock.get("Owner")
         released = before and lock.get("Owner") != before and lock.get("LastOwner") == before
         if before and released and lock.get("LastReleasedBy") in REPAIRERS:
-            assert self.status(before)["status"] != "RUNNING", (
-                f"released the lock of live {before}; steps {self.trace}"
-            )
+            assert (
+                before in self.redriven_after_reads or self.status(before)["status"] != "RUNNING"
+            ), f"released the lock of live {before}; steps {self.trace}"
         self.previous_lock = lock
 
     @invariant()
