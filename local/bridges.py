@@ -482,6 +482,29 @@ def redrive_execution() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def stop_execution_keeps_error_and_cause() -> Iterator[None]:
+    """Gap: moto's StopExecution drops the `error` and `cause` it is given (the history's
+    ExecutionAborted event says "" for both). AWS keeps them there (the API reference,
+    ExecutionAbortedEventDetails): the janitor reads from them who stopped a run on purpose."""
+
+    def stop_response(self: StepFunctionResponse) -> Any:
+        arn = self._get_param("executionArn")
+        execution: Any = self.stepfunction_backend.describe_execution(arn)
+        if execution.status != ExecutionStatus.RUNNING:
+            return original_stop(self)  # moto's own answer for an execution already ended
+        execution.stop(
+            stop_date=datetime.now(UTC),
+            error=self._get_param("error") or "",
+            cause=self._get_param("cause") or "",
+        )
+        return ActionResult({"stopDate": execution.stop_date})
+
+    original_stop = StepFunctionResponse.stop_execution
+    with _patched(StepFunctionResponse, "stop_execution", stop_response):
+        yield
+
+
+@contextlib.contextmanager
 def all_bridges() -> Iterator[None]:
     """Every bridge at once: what a test of the real ASL against moto needs."""
     with (
@@ -494,6 +517,7 @@ def all_bridges() -> Iterator[None]:
         jsonata_without_jvm(),
         parser_scopes_per_parse(),
         redrive_execution(),
+        stop_execution_keeps_error_and_cause(),
     ):
         yield
 

@@ -16,6 +16,7 @@ from common.healing import Healed, Healer, aws_time
 from common.incident import Execution, Incident, Repairs
 from common.lock_table import Fence, Lock, OddItem, Outcome, ReleasedBy, get_lock, release
 from common.pending import publish
+from common.repair import REPAIRERS
 from common.settings import JanitorSettings
 from common.status_event import MalformedEvent, parse_status_change
 from common.triage import OPERATOR_STOP_ERROR, forced
@@ -115,8 +116,11 @@ def release_lock(stack: Stack, case: ReleaseCase, *, force: bool, stop: bool) ->
             if error_code(err) not in NO_SUCH_EXECUTION:
                 raise
         done.lines.append(f"stopped execution {name}")
+        done.changed = True
         _wait_until_ended(stack, owner)
-        healer = Healer(stack.aws, stack.table, OPERATOR, outcome=Outcome.FORCED)
+        # The release records FORCED: it is read from the stop's error, so the janitor, woken
+        # by the ABORTED event, records the same if it releases first.
+        healer = Healer(stack.aws, stack.table, OPERATOR)
         _healed(stack, healer, healer.heal(owner), done, kind="forced")
         return done
     result = release(
@@ -198,6 +202,18 @@ def _healed(
             done.lines.append(
                 f"released {after.lock_id} "
                 f"(holder {after.execution.name} was {after.execution.status})"
+            )
+        lock = after.lock
+        if (
+            not one.released
+            and lock is not None
+            and lock.owner is None
+            and lock.last_owner == after.execution.arn
+            and lock.last_released_by in REPAIRERS
+        ):
+            done.lines.append(
+                f"{after.lock_id} was released meanwhile by the {lock.last_released_by} "
+                f"(recorded {lock.last_outcome}), which reported it"
             )
         done.changed = done.changed or one.released or bool(one.stopped)
         for undone in one.undone:

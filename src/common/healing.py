@@ -26,6 +26,7 @@ from common.repair import (
     Plan,
     Snapshot,
     decide,
+    outcome_of,
     report,
     why_stop,
     with_task,
@@ -101,7 +102,8 @@ class Healer:
     by: ReleasedBy
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     outcome: Outcome | None = None
-    """The LastOutcome to record on a release; None: the execution's own status."""
+    """The LastOutcome every release records (the reconciler's STALE); None: read from the
+    execution (common.repair.outcome_of)."""
 
     def report(self, healed: Healed, reported_by: str) -> Incident | None:
         """The incident for a healed execution (common.repair.report), with links to its failed
@@ -279,7 +281,7 @@ class Healer:
                 s.lock_id,
                 fence,
                 attempt=s.execution.redrive_count,
-                outcome=self.outcome or _outcome(s.execution.status),
+                outcome=self.outcome or outcome_of(s.execution),
                 by=self.by,
                 now=aws_time(self.now()),
             )
@@ -331,10 +333,3 @@ class Healer:
             stopped = replace(task, desired_status="STOPPED", stopped_reason=reason)
         done.after = with_task(done.after, stopped)
         done.stopped.append(task.arn)
-
-
-def _outcome(status: str) -> Outcome:
-    try:
-        return Outcome(status)
-    except ValueError:  # SUCCEEDED never needs us; MISSING: nobody can say how it ended
-        return Outcome.STALE

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from common.ecs_task import stopped_task
 from common.incident import Execution, Incident, Repairs
 from common.lock_table import Lock, Outcome, ReleasedBy
-from common.triage import ended, redriven, unlocked
+from common.triage import OPERATOR_STOP_ERROR, ended, redriven, unlocked
 from common.truth import ExecutionTruth, TaskTruth, parse_time
 
 REPAIRERS = frozenset({ReleasedBy.JANITOR.value, ReleasedBy.RECONCILER.value})
@@ -87,6 +87,18 @@ def forced_away(lock: Lock | None, execution: ExecutionTruth) -> bool:
     released = int(moment.timestamp() * 1000) if moment else None
     started = execution.redrive_ms or execution.start_ms
     return released is None or started is None or released >= started
+
+
+def outcome_of(e: ExecutionTruth) -> Outcome:
+    """The LastOutcome a release of an ended execution's lock records: how it ended, read from
+    the execution; FORCED when an operator stopped it (`lock-janitor release --force --stop`),
+    whoever releases its lock (the command, or the janitor on the ABORTED event before it)."""
+    if e.status == "ABORTED" and e.error == OPERATOR_STOP_ERROR:
+        return Outcome.FORCED
+    try:
+        return Outcome(e.status)
+    except ValueError:  # SUCCEEDED never needs us; MISSING: nobody can say how it ended
+        return Outcome.STALE
 
 
 def decide(s: Snapshot) -> Plan:  # noqa: PLR0911 - one return per rule

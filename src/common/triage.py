@@ -81,6 +81,17 @@ def ended(  # noqa: PLR0911 - a decision table
             "runs.",
             "the schedule's input was refused; no lock was taken and nothing ran",
         )
+    if status == "ABORTED" and error == OPERATOR_STOP_ERROR and repairs.lock == "released":
+        # The command stops the run, then waits for it to end before it stops the task and
+        # releases: the janitor (or the reconciler) did that first, so this is the report.
+        return Triage(
+            Severity.MEDIUM,
+            "An operator stopped this live run (lock-janitor release --force --stop); the "
+            f"{repairs.released_by or 'janitor'} stopped its task and released its lock before "
+            "the command got to it. Nothing more to do unless the stop was not expected: ask "
+            "who ran it." + missed,
+            f"an operator stopped the running holder; {done}",
+        )
     if status == "ABORTED" and error in _FOLLOW_UPS:
         of_what, headline = _FOLLOW_UPS[error]
         return Triage(

@@ -211,6 +211,47 @@ def test_release_refuses_a_live_holder_and_force_is_confirmed_and_reported(
     emu.pump()
 
 
+def test_a_forced_stop_the_janitor_heals_first_is_recorded_forced_and_reported_once(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`release --force --stop` stops the run and waits for it to end; the janitor, woken by
+    the ABORTED event, may stop the task and release the lock in that moment. The command runs
+    here, in this process, with the janitor let in exactly there (on AWS it is a race): the lock
+    still records FORCED, the command says who released it, and one incident tells the stop."""
+    from lock_janitor_cli import operations
+    from lock_janitor_cli.stack import Stack, Target
+
+    arn, task = start(emu, "race-1", "race")
+    emu.pump()
+    posts = len(emu.slack_posts)
+    stack = Stack.find(Target.resolve(None, None, None, emu.endpoint, tmp_path))
+    case = operations.read_release_case(stack, "race")
+    wait_until_ended = operations._wait_until_ended
+
+    def then_the_janitor(stack: Stack, arn: str) -> None:
+        wait_until_ended(stack, arn)
+        emu.pump()
+
+    monkeypatch.setattr(operations, "_wait_until_ended", then_the_janitor)
+    done = operations.release_lock(stack, case, force=True, stop=True)
+
+    assert done.changed
+    assert done.incidents == [], "the janitor reported it; the command does not again"
+    assert "race was released meanwhile by the janitor (recorded FORCED)" in "\n".join(done.lines)
+    lock = lock_of(emu, "race")
+    assert "Owner" not in lock
+    assert (lock["LastOwner"], lock["LastOutcome"], lock["LastReleasedBy"]) == (
+        arn,
+        "FORCED",
+        "janitor",
+    )
+    assert task_status(emu, task) == "STOPPED"
+    emu.pump()
+    about = [p for p in emu.slack_posts[posts:] if "race" in json.dumps(p)]
+    assert len(about) == 1, about
+    assert "an operator stopped the running holder" in json.dumps(about[0])
+
+
 def test_release_of_a_dead_holder_stops_its_task_first(emu: Emulator, cli: Any) -> None:
     arn, task = start(emu, "dead-1", "dead")
     emu.lost_events.add(arn)  # the janitor never hears of it

@@ -13,13 +13,13 @@ import pytest
 from common import clients
 from common.lock_table import ReleasedBy, get_lock, take
 from common.status_event import MalformedEvent
+from common.triage import OPERATOR_STOP_ERROR
 from janitor.heal import ForeignEvent, RepairIncomplete
 from local.bridges import status_change_event
 from local.harness import counted_calls, finish_task, received_incidents
 from tests.handlers.conftest import EVENTS, Janitor, Reconcile, load_event
 from tests.support.faults import (
     before_call,
-    captured_params,
     ecs_run_task_starts_then_fails,
     failing_call,
 )
@@ -169,6 +169,37 @@ def test_a_lock_released_by_an_operator_is_left_alone(janitor: Janitor, machine:
     assert incident["repairs"]["lock"] == "already_free"
     assert incident["repairs"]["claims"] == []
     assert "operator" in incident["repairs"]["lockDetail"]
+
+
+def test_an_operators_forced_stop_healed_by_the_janitor_first_is_recorded_and_told_as_forced(
+    janitor: Janitor, machine: Machine
+) -> None:
+    """`release --force --stop` stops the run, then waits for it to end before it stops the
+    task and releases: the janitor, woken by the ABORTED event, may do both first. The lock
+    still records FORCED (read from the execution's error, not from who got there first), and
+    the incident is the forced stop itself, not a follow-up of a report nobody made."""
+    arn = machine.start("forced")
+    task = machine.wait_task_of(arn)
+    machine.sfn.stop_execution(
+        executionArn=arn, error=OPERATOR_STOP_ERROR, cause="lock-janitor release --force --stop"
+    )
+    machine.wait_done(arn)
+
+    janitor(event(machine, arn))
+
+    lock = machine.lock()
+    assert (lock["LastOwner"], lock["LastOutcome"], lock["LastReleasedBy"]) == (
+        arn,
+        "FORCED",
+        "janitor",
+    )
+    assert not running(machine, task)
+    _, incident = one_incident(machine)
+    assert incident["severity"] == "medium"
+    assert incident["repairs"]["lock"] == "released"
+    assert "an operator stopped" in incident["summary"]
+    assert "1 task stopped" in incident["summary"]
+    assert "follow-up" not in incident["action"].lower()
 
 
 def test_a_lock_held_by_the_next_run_is_never_touched(janitor: Janitor, machine: Machine) -> None:
@@ -709,21 +740,27 @@ def test_a_redriven_execution_is_stopped_while_a_live_run_holds_the_lock(
     incidents(machine)
     second = machine.redrive(redriven)
 
-    with captured_params(clients.stepfunctions(), "StopExecution") as stops:
-        janitor(event(machine, redriven))
+    janitor(event(machine, redriven))
 
     assert machine.wait_done(redriven)["status"] == "ABORTED"
     assert not running(machine, second), "its task is stopped too, not left to overlap"
     assert running(machine, holder_task)
-    # moto drops StopExecution's error and cause; what the janitor asked for is checked here.
-    (stop,) = stops
-    assert stop["error"] == "Lock.Held"
-    assert holder in stop["cause"]
+    (aborted,) = [e for e in machine.history(redriven) if e["type"] == "ExecutionAborted"][-1:]
+    assert aborted["executionAbortedEventDetails"]["error"] == "Lock.Held"
+    assert holder in aborted["executionAbortedEventDetails"]["cause"]
     assert machine.lock() == held
     _, incident = one_incident(machine)
     assert incident["severity"] == "high"
     assert incident["repairs"]["lock"] == "redrive_stopped"
     assert incident["repairs"]["holder"] == holder
+
+    # Its ABORTED event follows: told as the follow-up of the stop above, the holder untouched.
+    janitor(event(machine, redriven))
+    assert machine.lock() == held
+    _, follow_up = one_incident(machine)
+    assert follow_up["severity"] == "low"
+    assert follow_up["id"] != incident["id"]
+    assert "Follow-up" in follow_up["action"]
 
 
 def test_a_redriven_execution_takes_over_from_a_dead_holder(

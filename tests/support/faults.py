@@ -66,23 +66,6 @@ def failing_call(
 
 
 @contextlib.contextmanager
-def captured_params(client: Any, operation: str) -> Iterator[list[dict[str, Any]]]:
-    """The parameters of every `operation` call the client makes (for what moto does not keep,
-    such as StopExecution's error and cause)."""
-    seen: list[dict[str, Any]] = []
-    event = f"provide-client-params.{client.meta.service_model.service_id.hyphenize()}.{operation}"
-
-    def keep(params: dict[str, Any], **_: Any) -> None:
-        seen.append(dict(params))
-
-    client.meta.events.register(event, keep)
-    try:
-        yield seen
-    finally:
-        client.meta.events.unregister(event, keep)
-
-
-@contextlib.contextmanager
 def ecs_run_task_starts_then_fails(times: int = 1) -> Iterator[list[str]]:
     """ECS RunTask starts the task, then answers ServerException (the answer was lost): the
     caller never learns the task's ARN. Yields the ARNs of the tasks started that way."""

@@ -279,6 +279,37 @@ def test_redrive_execution_gap_and_bridge(world: World) -> None:
             world.sfn.stop_execution(executionArn=started)
 
 
+def test_stop_execution_keeps_error_and_cause_gap_and_bridge(world: World) -> None:
+    """moto's StopExecution drops its error and cause; with the bridge the history's
+    ExecutionAborted event carries them, as on AWS."""
+    with ecs_integration_shapes(), ecs_integration_errors():
+
+        def aborted(name: str) -> dict[str, Any]:
+            arn = world.sfn.start_execution(
+                stateMachineArn=world.machine,
+                name=name,
+                input=json.dumps({"taskDefinition": world.taskdef}),
+            )["executionArn"]
+
+            def submitted() -> bool:
+                events = world.sfn.get_execution_history(executionArn=arn)["events"]
+                return any(e["type"] == "TaskSubmitted" for e in events)
+
+            wait_for(submitted)
+            world.sfn.stop_execution(executionArn=arn, error="Operator.Forced", cause="by hand")
+            wait_for(lambda: world.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED")
+            events = world.sfn.get_execution_history(executionArn=arn)["events"]
+            (event,) = [e for e in events if e["type"] == "ExecutionAborted"]
+            return dict(event["executionAbortedEventDetails"])
+
+        assert aborted("dropped") == {"error": "", "cause": ""}
+        with moto_bridges.stop_execution_keeps_error_and_cause():
+            assert aborted("kept") == {"error": "Operator.Forced", "cause": "by hand"}
+            nobody = world.machine.replace(":stateMachine:", ":execution:") + ":nobody"
+            with pytest.raises(world.sfn.exceptions.ExecutionDoesNotExist):
+                world.sfn.stop_execution(executionArn=nobody)
+
+
 def test_parser_scopes_per_parse_gap_and_bridge() -> None:
     """Without the bridge every parse shares one stack of query-language scopes (a race between
     executions starting at once); with it each parse has its own."""

@@ -165,5 +165,17 @@ def test_a_forced_release_and_its_follow_up_are_told_apart() -> None:
     assert "stopped" in forced(stopped=True).headline
     follow_up = ended("ABORTED", OPERATOR_STOP_ERROR, Repairs("already_free", ""), "janitor")
     assert follow_up.severity == Severity.LOW
+    # The janitor released first (the command was still waiting for the run to end): it is
+    # the report of the stop, not a follow-up of one.
+    first = ended(
+        "ABORTED",
+        OPERATOR_STOP_ERROR,
+        Repairs("released", "", released_by="janitor", tasks_stopped=("t",)),
+        "janitor",
+    )
+    assert first.severity == Severity.MEDIUM
+    assert first.headline == "an operator stopped the running holder; 1 task stopped, lock released"
+    assert "the janitor stopped its task" in first.action
+    assert "Follow-up" not in first.action
     someone = ended("ABORTED", None, Repairs("released", ""), "janitor")
     assert someone.severity == Severity.HIGH
