@@ -87,9 +87,9 @@ def ended(  # noqa: PLR0911 - a decision table
         return Triage(
             Severity.MEDIUM,
             "An operator stopped this live run (lock-janitor release --force --stop); the "
-            f"{repairs.released_by or 'janitor'} stopped its task and released its lock before "
-            "the command got to it. Nothing more to do unless the stop was not expected: ask "
-            "who ran it." + missed,
+            f"{repairs.released_by or 'janitor'} released its lock, once its task had stopped, "
+            "before the command got to it. Nothing more to do unless the stop was not expected: "
+            "ask who ran it." + missed,
             f"an operator stopped the running holder; {done}",
         )
     if status == "ABORTED" and error in _FOLLOW_UPS:

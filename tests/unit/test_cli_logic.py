@@ -175,7 +175,7 @@ def test_a_forced_release_and_its_follow_up_are_told_apart() -> None:
     )
     assert first.severity == Severity.MEDIUM
     assert first.headline == "an operator stopped the running holder; 1 task stopped, lock released"
-    assert "the janitor stopped its task" in first.action
+    assert "the janitor released its lock, once its task had stopped" in first.action
     assert "Follow-up" not in first.action
     someone = ended("ABORTED", None, Repairs("released", ""), "janitor")
     assert someone.severity == Severity.HIGH
