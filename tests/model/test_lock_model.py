@@ -3,7 +3,9 @@
 The real ASL runs under moto; the real janitor and reconciler handlers run with the template's
 environment. Rules start executions, let tasks exit 0 or non-zero, time runs out, abort,
 redrive (the redrive bridge), deliver any status-change event late, twice, out of order or
-never, make one AWS call fail once, run the reconciler, and let time pass. After every step:
+never, make one AWS call fail once, run the reconciler, run the operator's `lock-janitor
+release --force --stop` (the janitor let in while it waits for the run to end, or not), and
+let time pass. After every step:
 
 - never two tasks of one lock running at once, except while a redrive (which restarts its task
   without asking the lock) has not yet been seen by the janitor or the reconciler; moto stops a
@@ -30,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, seed, settings
@@ -44,6 +47,7 @@ from hypothesis.stateful import (
 )
 
 from common import clients
+from common.clients import Aws
 from common.settings import ReconcilerSettings
 from local.bridges import status_change_event
 from local.harness import (
@@ -54,6 +58,7 @@ from local.harness import (
     wait_for,
 )
 from local.knobs import cached_asl_trees, quick_sync_polls
+from lock_janitor_cli import operations
 from reconciler.reconcile import Reconciler
 from tests.handlers.conftest import resolve_handler
 from tests.support.faults import before_call, failing_call
@@ -123,6 +128,16 @@ def world() -> Iterator[Machine]:
             clients.reset()
             yield machine
         clients.reset()
+
+
+@dataclass(frozen=True)
+class OperatorStack:
+    """What `lock-janitor release` reads of a deployed stack (lock_janitor_cli.stack.Stack
+    finds it from CloudFormation's outputs, which this world has not)."""
+
+    aws: Aws
+    table: str
+    topic_arn: str
 
 
 class LockModel(RuleBasedStateMachine):
@@ -407,6 +422,41 @@ class LockModel(RuleBasedStateMachine):
             return
         self.step(f"redrive-before-{call[1]}")
         self.interleave = (*call, data.draw(st.sampled_from(ended)))
+
+    @precondition(lambda self: bool(self.runs))
+    @rule(janitor_first=st.booleans())
+    def operator_force_stops(self, janitor_first: bool) -> None:
+        """`lock-janitor release LOCK --force --stop --yes`, as on-call runs it: a live holder
+        is stopped, then its task and lock repaired; a dead one repaired. `janitor_first`: the
+        janitor handles the stop's ABORTED event while the command waits for the run to end
+        (on AWS a race; here the moment is chosen)."""
+        holder = self.lock().get("Owner")
+        if holder not in self.alive():
+            return
+        self.step("operator-stop" + ("-janitor-first" if janitor_first else ""))
+        stack = OperatorStack(
+            clients.aws(), self.machine.stack.table_name, self.machine.stack.alerts_topic_arn
+        )
+        case = operations.read_release_case(stack, self.lock_id)  # type: ignore[arg-type]
+        wait = operations._wait_until_ended
+
+        def then_the_janitor(stack: Any, arn: str) -> None:
+            wait(stack, arn)
+            if janitor_first:
+                self.janitor(status_change_event(self.machine.sfn, arn), FakeContext())
+
+        self.repaired = True
+        with mock.patch.object(operations, "_wait_until_ended", then_the_janitor):
+            done = operations.release_lock(stack, case, force=True, stop=True)  # type: ignore[arg-type]
+        lock = self.lock()
+        assert "Owner" not in lock, f"the command left the lock held; steps {self.trace}"
+        assert (lock["LastOwner"], lock["LastOutcome"]) == (holder, "FORCED"), self.trace
+        by_the_command = lock["LastReleasedBy"] == "operator"
+        assert bool(done.incidents) == by_the_command, (
+            f"the stop reported {len(done.incidents)} time(s) by the command, released by "
+            f"{lock['LastReleasedBy']}; steps {self.trace}"
+        )
+        self.observe()
 
     @rule()
     def reconcile(self) -> None:
