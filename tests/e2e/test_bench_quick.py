@@ -22,8 +22,12 @@ def test_transitions_read_every_way_a_run_ends() -> None:
 
 
 def test_janitor_and_floor_make_the_repairs_they_are_said_to() -> None:
-    table, shapes = janitor_vs_floor.run(quick=True)
+    table, sequence, shapes = janitor_vs_floor.run(quick=True)
     assert [r[0] for r in table.rows] == [k.name for k in janitor_vs_floor.KINDS]
+    assert [r[0] for r in sequence.rows] == [k.name for k in janitor_vs_floor.KINDS]
+    for calls, in_sequence in zip(table.rows, sequence.rows, strict=True):
+        assert 1 <= float(in_sequence[1]) <= float(calls[1]), "the janitor's round trips"
+        assert float(in_sequence[2]) == float(calls[2]), "the floor makes one call at a time"
     called = {(r[0], r[1]): r[2] for r in shapes.rows}
     assert "StopTask" in called[("abort, orphan task", "janitor")]
     assert "StopTask" in called[("abort, orphan task", "floor")]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import cold_start, package_size
+from benchmarks import cold_start, janitor_vs_floor, package_size
 from benchmarks.report import Table
 
 
@@ -172,3 +172,11 @@ def test_a_failed_sam_build_is_a_table_not_an_exception(monkeypatch: pytest.Monk
         + ["-"] * 3
     ]
     assert all(r[1] == "failed: sam build: exit status 1" for r in cold.rows), cold.rows
+
+
+def test_calls_in_flight_together_are_one_round_trip() -> None:
+    rounds = janitor_vs_floor.rounds
+    assert rounds([]) == 0
+    assert rounds([(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]) == 3, "one after another"
+    assert rounds([(0.0, 1.0), (0.1, 0.9), (1.0, 2.0)]) == 2, "the second within the first"
+    assert rounds([(0.1, 1.2), (0.0, 1.0), (1.1, 2.0)]) == 2, "overlaps chain, in any order"
