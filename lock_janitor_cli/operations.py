@@ -98,7 +98,7 @@ def release_lock(stack: Stack, case: ReleaseCase, *, force: bool, stop: bool) ->
     owner, name = case.lock.owner, case.holder.name
     if not case.holder_alive:
         healer = Healer(stack.aws, stack.table, OPERATOR)
-        _healed(stack, healer, healer.heal(owner), done, kind=None)
+        _healed(stack, healer, healer.heal(owner), done)
         return done
     if not force:
         raise Refused(
@@ -121,7 +121,7 @@ def release_lock(stack: Stack, case: ReleaseCase, *, force: bool, stop: bool) ->
         # The release records FORCED: it is read from the stop's error, so the janitor, woken
         # by the ABORTED event, records the same if it releases first.
         healer = Healer(stack.aws, stack.table, OPERATOR)
-        _healed(stack, healer, healer.heal(owner), done, kind="forced")
+        _healed(stack, healer, healer.heal(owner), done)
         return done
     result = release(
         stack.aws.dynamodb,
@@ -189,9 +189,7 @@ def forced_incident(case: ReleaseCase) -> Incident:
     )
 
 
-def _healed(
-    stack: Stack, healer: Healer, healed: list[Healed], done: Done, *, kind: str | None
-) -> None:
+def _healed(stack: Stack, healer: Healer, healed: list[Healed], done: Done) -> None:
     for one in healed:
         after = one.after
         if one.stopped:
@@ -219,11 +217,16 @@ def _healed(
         for undone in one.undone:
             done.lines.append(f"NOT DONE: {undone}")
         incident = healer.report(one, OPERATOR.value)
-        if incident is not None and kind == "forced":
+        e = after.execution
+        forced_stop = e.status == "ABORTED" and e.error == OPERATOR_STOP_ERROR
+        if incident is not None and forced_stop:
+            # Stopped by `--force --stop` (this one, or an earlier one that died before it
+            # released): the report of that stop. A run that ended on its own just before the
+            # stop reached it is reported as it ended.
             triage = forced(stopped=True)
             incident = replace(
                 incident,
-                kind=kind,
+                kind="forced",
                 severity=triage.severity,
                 action=triage.action,
                 headline=triage.headline,

@@ -273,6 +273,30 @@ def test_release_of_a_dead_holder_stops_its_task_first(emu: Emulator, cli: Any) 
     assert cli("release", "dead").out.strip() == "dead is already free: nothing to do"
 
 
+def test_a_forced_stop_whose_command_died_is_released_and_told_as_forced(
+    emu: Emulator, cli: Any
+) -> None:
+    """`release --force --stop` stopped the run, then died before it released (and the ABORTED
+    event was lost): `release LOCK` finishes the job, records FORCED, and reports the forced
+    stop itself, not a follow-up of a report that was never made."""
+    arn, task = start(emu, "died-1", "died")
+    emu.lost_events.add(arn)
+    emu.client("stepfunctions").stop_execution(
+        executionArn=arn, error="Operator.Forced", cause="lock-janitor release --force --stop"
+    )
+    emu.wait_done(arn)
+    emu.pump()
+    assert lock_of(emu, "died")["Owner"] == arn
+
+    released = cli("--json", "release", "died")
+    assert released.code == 0, released.err
+    document = released.json()
+    assert [(i["kind"], i["severity"]) for i in document["incidents"]] == [("forced", "medium")]
+    lock = lock_of(emu, "died")
+    assert (lock["LastOutcome"], lock["LastReleasedBy"]) == ("FORCED", "operator")
+    assert task_status(emu, task) == "STOPPED"
+
+
 def test_reconcile_dry_run_changes_nothing_then_reconcile_heals(emu: Emulator, cli: Any) -> None:
     arn, task = start(emu, "lost-1", "lost")
     emu.lost_events.add(arn)
