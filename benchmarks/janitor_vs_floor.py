@@ -10,13 +10,11 @@ both alike."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +33,7 @@ from benchmarks.stage import (
 )
 from common import clients
 from local.emulator import Emulator
-from local.harness import counted_calls
+from local.harness import Call, timed_calls
 
 INCIDENTS = 200
 """Incidents of each kind for each side."""
@@ -64,37 +62,11 @@ class Side:
     shapes: Counter[str] = field(default_factory=Counter)
     """"GetExecutionHistory, Publish, ..." -> how many incidents took exactly those calls"""
 
-    def record(self, seconds: float, calls: list[str], spans: list[tuple[float, float]]) -> None:
+    def record(self, seconds: float, calls: list[Call]) -> None:
         self.seconds.append(seconds)
         self.calls.append(len(calls))
-        self.rounds.append(rounds(spans))
-        self.shapes[compact(calls)] += 1
-
-
-@contextlib.contextmanager
-def call_spans(*clients: Any) -> Iterator[list[tuple[float, float]]]:
-    """When each call the clients make inside the block was in flight: (start, end), from
-    botocore's before-call to its after-call, in whichever thread made it."""
-    spans: list[tuple[float, float]] = []
-    started = threading.local()
-
-    def before(**_: Any) -> None:
-        started.at = time.perf_counter()
-
-    def after(**_: Any) -> None:
-        spans.append((started.at, time.perf_counter()))
-
-    hooks = []
-    for client in clients:
-        service = client.meta.service_model.service_id.hyphenize()
-        for event, hook in ((f"before-call.{service}", before), (f"after-call.{service}", after)):
-            client.meta.events.register(event, hook)
-            hooks.append((client, event, hook))
-    try:
-        yield spans
-    finally:
-        for client, event, hook in hooks:
-            client.meta.events.unregister(event, hook)
+        self.rounds.append(rounds([(c.start, c.end) for c in calls]))
+        self.shapes[compact([c.name for c in calls])] += 1
 
 
 def rounds(spans: Sequence[tuple[float, float]]) -> int:
@@ -171,14 +143,14 @@ def _measure_kind(emu: Emulator, kind: Kind, count: int) -> tuple[Side, Side]:
     watched = (aws.dynamodb, aws.stepfunctions, aws.ecs, aws.sns, *bare.clients)
     for i, event in enumerate(events):
         side = janitor if i % 2 == 0 else floor
-        with counted_calls(*watched) as calls, call_spans(*watched) as spans:
+        with timed_calls(*watched) as calls:
             started = time.perf_counter()
             if side is janitor:
                 emu.invoke("JanitorFunction", event)
             else:
                 bare.repair(event)
             elapsed = time.perf_counter() - started
-        side.record(elapsed, calls, spans)
+        side.record(elapsed, calls)
     return janitor, floor
 
 

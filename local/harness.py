@@ -6,10 +6,12 @@ lifecycle and ending a task, and waiting on a condition."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,24 +38,60 @@ def cold_start() -> None:
 
 
 @contextlib.contextmanager
-def counted_calls(*clients: Any) -> Iterator[list[str]]:
-    """Every AWS API call the clients make inside the block, as "service.Operation", in order
-    (the tests' call counts, the bench's; moto's own threads use clients of their own)."""
-    calls: list[str] = []
+def _on_calls(clients: Sequence[Any], **stages: Callable[..., None]) -> Iterator[None]:
+    """`stages` ("before" / "after" -> hook(service, model=..., ...)) on every call the clients
+    make inside the block; moto's own threads use clients of their own."""
     hooks = []
     for client in clients:
         service = client.meta.service_model.service_id.hyphenize()
-
-        def count(model: Any, _service: str = service, **_: Any) -> None:
-            calls.append(f"{_service}.{model.name}")
-
-        client.meta.events.register(f"before-call.{service}", count)
-        hooks.append((client, f"before-call.{service}", count))
+        for stage, hook in stages.items():
+            event, bound = f"{stage}-call.{service}", functools.partial(hook, service)
+            client.meta.events.register(event, bound)
+            hooks.append((client, event, bound))
     try:
-        yield calls
+        yield
     finally:
-        for client, event, hook in hooks:
-            client.meta.events.unregister(event, hook)
+        for client, event, bound in hooks:
+            client.meta.events.unregister(event, bound)
+
+
+@contextlib.contextmanager
+def counted_calls(*clients: Any) -> Iterator[list[str]]:
+    """Every AWS API call the clients make inside the block, as "service.Operation", in order
+    (the tests' call counts, the bench's), a call refused before it is sent included."""
+    calls: list[str] = []
+
+    def count(service: str, model: Any, **_: Any) -> None:
+        calls.append(f"{service}.{model.name}")
+
+    with _on_calls(clients, before=count):
+        yield calls
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    """"service.Operation", as counted_calls names it"""
+    start: float
+    end: float
+
+
+@contextlib.contextmanager
+def timed_calls(*clients: Any) -> Iterator[list[Call]]:
+    """Every call the clients make inside the block that got an answer, and when it was in
+    flight: from botocore's before-call to its after-call, in whichever thread made it (the
+    janitor makes two at once)."""
+    calls: list[Call] = []
+    started = threading.local()
+
+    def before(service: str, **_: Any) -> None:
+        started.at = time.perf_counter()
+
+    def after(service: str, model: Any, **_: Any) -> None:
+        calls.append(Call(f"{service}.{model.name}", started.at, time.perf_counter()))
+
+    with _on_calls(clients, before=before, after=after):
+        yield calls
 
 
 FROZEN_TASKS = {"progression": "manual", "times": 10**9}

@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -217,20 +217,6 @@ def _healed(stack: Stack, healer: Healer, healed: list[Healed], done: Done) -> N
         for undone in one.undone:
             done.lines.append(f"NOT DONE: {undone}")
         incident = healer.report(one, OPERATOR.value)
-        e = after.execution
-        forced_stop = e.status == "ABORTED" and e.error == OPERATOR_STOP_ERROR
-        if incident is not None and forced_stop:
-            # Stopped by `--force --stop` (this one, or an earlier one that died before it
-            # released): the report of that stop. A run that ended on its own just before the
-            # stop reached it is reported as it ended.
-            triage = forced(stopped=True)
-            incident = replace(
-                incident,
-                kind="forced",
-                severity=triage.severity,
-                action=triage.action,
-                headline=triage.headline,
-            )
         if incident is not None and (one.released or one.stopped):
             _report(stack, incident, done)
     if any(one.undone for one in healed):

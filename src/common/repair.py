@@ -89,11 +89,17 @@ def forced_away(lock: Lock | None, execution: ExecutionTruth) -> bool:
     return released is None or started is None or released >= started
 
 
+def stopped_by_operator(e: ExecutionTruth) -> bool:
+    """An operator stopped the run (`lock-janitor release --force --stop`), as the execution
+    itself says: whoever then releases its lock, and whichever command path reports it."""
+    return e.status == "ABORTED" and e.error == OPERATOR_STOP_ERROR
+
+
 def outcome_of(e: ExecutionTruth) -> Outcome:
     """The LastOutcome a release of an ended execution's lock records: how it ended, read from
-    the execution; FORCED when an operator stopped it (`lock-janitor release --force --stop`),
-    whoever releases its lock (the command, or the janitor on the ABORTED event before it)."""
-    if e.status == "ABORTED" and e.error == OPERATOR_STOP_ERROR:
+    the execution; FORCED when an operator stopped it, whoever releases its lock (the command,
+    or the janitor on the ABORTED event before it)."""
+    if stopped_by_operator(e):
         return Outcome.FORCED
     try:
         return Outcome(e.status)
@@ -144,9 +150,10 @@ def why_stop(s: Snapshot, task: TaskTruth) -> str:
     )
 
 
-def kind_of(s: Snapshot) -> str:
+def kind_of(s: Snapshot, reported_by: str) -> str:
     if not s.execution.alive:
-        return "execution"
+        operator = reported_by == ReleasedBy.OPERATOR.value
+        return "forced" if operator and stopped_by_operator(s.execution) else "execution"
     return "redrive" if s.execution.redrive_count > 0 else "unlocked"
 
 
@@ -228,9 +235,9 @@ def report(s: Snapshot, reported_by: str, *, taken_over_from: str | None = None)
     None when there is nothing to tell (a live first attempt holding its lock)."""
     e = s.execution
     repairs = repairs_of(s, taken_over_from=taken_over_from)
-    kind = kind_of(s)
+    kind = kind_of(s, reported_by)
     task = stopped_task(e.cause)
-    if kind == "execution":
+    if kind in {"execution", "forced"}:
         triage = ended(
             e.status,
             e.error,

@@ -81,6 +81,10 @@ def ended(  # noqa: PLR0911 - a decision table
             "runs.",
             "the schedule's input was refused; no lock was taken and nothing ran",
         )
+    if status == "ABORTED" and error == OPERATOR_STOP_ERROR and reported_by == "operator":
+        # The command's own report of its stop (or of an earlier one that died before it
+        # released); a run that ended on its own before the stop reached it is told as it ended.
+        return forced(stopped=True)
     if status == "ABORTED" and error == OPERATOR_STOP_ERROR and repairs.lock == "released":
         # The command stops the run, then waits for it to end before it stops the task and
         # releases: the janitor (or the reconciler) did that first, so this is the report.

@@ -745,7 +745,7 @@ def test_a_redriven_execution_is_stopped_while_a_live_run_holds_the_lock(
     assert machine.wait_done(redriven)["status"] == "ABORTED"
     assert not running(machine, second), "its task is stopped too, not left to overlap"
     assert running(machine, holder_task)
-    (aborted,) = [e for e in machine.history(redriven) if e["type"] == "ExecutionAborted"][-1:]
+    aborted = [e for e in machine.history(redriven) if e["type"] == "ExecutionAborted"][-1]
     assert aborted["executionAbortedEventDetails"]["error"] == "Lock.Held"
     assert holder in aborted["executionAbortedEventDetails"]["cause"]
     assert machine.lock() == held

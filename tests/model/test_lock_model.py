@@ -426,8 +426,8 @@ class LockModel(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.runs))
     @rule(janitor_first=st.booleans())
     def operator_force_stops(self, janitor_first: bool) -> None:
-        """`lock-janitor release LOCK --force --stop --yes`, as on-call runs it: a live holder
-        is stopped, then its task and lock repaired; a dead one repaired. `janitor_first`: the
+        """`lock-janitor release LOCK --force --stop --yes`, as on-call runs it, on a live
+        holder: the run is stopped, then its task and its lock repaired. `janitor_first`: the
         janitor handles the stop's ABORTED event while the command waits for the run to end
         (on AWS a race; here the moment is chosen)."""
         holder = self.lock().get("Owner")

@@ -177,5 +177,8 @@ def test_a_forced_release_and_its_follow_up_are_told_apart() -> None:
     assert first.headline == "an operator stopped the running holder; 1 task stopped, lock released"
     assert "the janitor released its lock, once its task had stopped" in first.action
     assert "Follow-up" not in first.action
+    # The command's own report of its stop (or of an earlier one that died before releasing).
+    own = ended("ABORTED", OPERATOR_STOP_ERROR, Repairs("already_free", ""), "operator")
+    assert own == forced(stopped=True)
     someone = ended("ABORTED", None, Repairs("released", ""), "janitor")
     assert someone.severity == Severity.HIGH
