@@ -25,7 +25,12 @@ from moto.core.responses import ActionResult
 from moto.dynamodb.models import DynamoDBBackend
 from moto.ecs.models import EC2ContainerServiceBackend
 from moto.stepfunctions.exceptions import AWSError  # type: ignore[attr-defined]
-from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.api import (
+    EvaluationFailedEventDetails,
+    ExecutionStatus,
+    HistoryEventType,
+    TaskFailedEventDetails,
+)
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
     CustomErrorName,
 )
@@ -38,6 +43,10 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
 )
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
     StatesErrorNameType,
+)
+from moto.stepfunctions.parser.asl.component.common.string.string_expression import StringJSONata
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb import (  # noqa: E501
+    StateTaskServiceDynamoDB,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (  # noqa: E501
     StateTaskServiceEcs,
@@ -347,6 +356,59 @@ def jsonata_without_jvm() -> Iterator[None]:
         moto_jsonata._eval_jsonata = original
 
 
+@contextlib.contextmanager
+def jsonata_errors_are_query_evaluation_errors() -> Iterator[None]:
+    """Gap: a JSONata expression that throws (`$error(...)`, a type error) inside a Task's
+    `Arguments` surfaces from moto as the service's own error (`DynamoDB.AmazonDynamoDBException`,
+    which the ASL retries as a DynamoDB fault). On AWS the state fails with
+    `States.QueryEvaluationError` and an `EvaluationFailed` history event, which a Catch can name
+    (developer guide, "Handling errors in Step Functions workflows"). AWS's cause quotes the
+    expression and its message, in words it does not document: this one says "The JSONata
+    expression '<expression>' threw an error: <message>", so a state that reads the message
+    back is tested against a cause that also quotes the expression's own text."""
+    evaluate_body: Callable[[StringJSONata, Environment], None] = StringJSONata._eval_body
+    dynamodb_from_error: Callable[[StateTaskServiceDynamoDB, Environment, Exception], FailureEvent]
+    dynamodb_from_error = StateTaskServiceDynamoDB._from_error
+
+    def eval_body(self: StringJSONata, env: Environment) -> None:
+        try:
+            evaluate_body(self, env)
+        except FailureEventException:
+            raise
+        except Exception as err:
+            name = StatesErrorNameType.StatesQueryEvaluationError.to_name()
+            details = getattr(err, "details", None) or str(err)
+            message = details[0] if isinstance(details, list) and details else str(details)
+            raise FailureEventException(
+                FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesQueryEvaluationError),
+                    event_type=HistoryEventType.EvaluationFailed,
+                    event_details=EventDetails(  # type: ignore[typeddict-item]  # moto: total
+                        evaluationFailedEventDetails=EvaluationFailedEventDetails(
+                            error=name,
+                            cause=(
+                                f"The JSONata expression '{self.expression}' threw an error: "
+                                f"{message}"
+                            ),
+                            state=env.next_state_name,
+                        )
+                    ),
+                )
+            ) from err
+
+    def from_error(self: StateTaskServiceDynamoDB, env: Environment, ex: Exception) -> FailureEvent:
+        if isinstance(ex, FailureEventException):  # the state's own failure, as it was raised
+            return ex.failure_event
+        return dynamodb_from_error(self, env, ex)
+
+    with (
+        _patched(StringJSONata, "_eval_body", eval_body),
+        _patched(StateTaskServiceDynamoDB, "_from_error", from_error),
+    ):
+        yield
+
+
 def _failed_state(history: list[dict[str, Any]]) -> tuple[str, Any]:
     """The state an execution stopped in (entered, never exited) and the input it entered with."""
     open_states: dict[str, Any] = {}
@@ -515,6 +577,7 @@ def all_bridges() -> Iterator[None]:
         ecs_list_tasks_running_by_default(),
         dynamodb_item_calls_one_at_a_time(),
         jsonata_without_jvm(),
+        jsonata_errors_are_query_evaluation_errors(),
         parser_scopes_per_parse(),
         redrive_execution(),
         stop_execution_keeps_error_and_cause(),

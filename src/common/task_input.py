@@ -2,11 +2,11 @@
 
 `{"lockId": "...", "taskDefinition": "...", "timeoutSeconds": N, "container": "..."}`
 
-The state machine checks it before it takes a lock (`ValidateInput`, a JSONata Choice in
-statemachine/locking.asl.json) and the janitor, the reconciler and the CLI read it with the
-rules below. The two are the same rules, written twice in two languages:
-tests/unit/test_task_input.py runs the ASL's own expressions against these functions on
-generated inputs, so they cannot drift apart.
+The state machine checks it before it takes a lock (in `AcquireLock`, the state that takes it:
+a bad input throws before the write, and the Fail state `InvalidInput` says why) and the
+janitor, the reconciler and the CLI read it with the rules below. The two are the same rules,
+written twice in two languages: tests/unit/test_task_input.py runs the ASL's own expression
+against these functions on generated inputs, so they cannot drift apart.
 
 - `lockId`: a string that is not blank (blank = empty or only spaces, tabs, CR and LF, what
   JSONata's `$trim` removes), at most 2,048 bytes in UTF-8 (DynamoDB's limit for a partition

@@ -91,7 +91,7 @@ def test_error_names_are_ones_aws_can_raise(asl: dict[str, Any]) -> None:
     for name, state in asl["States"].items():
         if state["Type"] == "Fail":
             assert not state["Error"].startswith("States."), f"{name}: reserved prefix"
-            if name != "InvalidInput":  # its cause is computed from the input (JSONata)
+            if name != "InvalidInput":  # its cause is read from AcquireLock's error (JSONata)
                 assert "$.failure.Error" in state["CausePath"]
                 assert "$.failure.Cause" in state["CausePath"]
         for rule in state.get("Retry", []) + state.get("Catch", []):

@@ -41,7 +41,7 @@ def test_a_run_succeeds_frees_the_lock_and_fences_the_task(machine: Machine) -> 
     assert lock["LastOutcome"] == "SUCCEEDED"
     assert lock["LastReleasedBy"] == "state-machine"
     assert lock["LastReleasedAt"]
-    assert machine.transitions(first) == 4, "ValidateInput, AcquireLock, RunTask, ReleaseLock"
+    assert machine.transitions(first) == 3, "AcquireLock, RunTask, ReleaseLock"
 
     second = machine.start("second")
     task2 = machine.wait_task_of(second)
@@ -64,7 +64,7 @@ def test_an_overlapping_run_is_a_skip_that_names_the_holder(machine: Machine) ->
     assert output["skipped"]["holder"]["Item"]["Token"]["N"] == before["Token"]
     assert "task" not in output, "a skipped run starts no task"
     assert machine.lock() == before, "the holder's lock is untouched"
-    assert machine.transitions(skipped) == 3, "ValidateInput, AcquireLock, LockHeld"
+    assert machine.transitions(skipped) == 2, "AcquireLock, LockHeld"
     assert running_task_arns(machine.stack) == [task]
 
     finish_task(machine.stack, task)
@@ -83,7 +83,7 @@ def test_a_task_that_outruns_its_timeout_fails_and_keeps_its_lock(machine: Machi
     assert "States.Timeout" in done["cause"]
     assert machine.lock()["Owner"] == arn
     assert task in running_task_arns(machine.stack), "moto, like AWS may, leaves it running"
-    assert machine.transitions(arn) == 4, "ValidateInput, AcquireLock, RunTask, TaskTimedOut"
+    assert machine.transitions(arn) == 3, "AcquireLock, RunTask, TaskTimedOut"
 
 
 def test_a_task_that_exits_non_zero_fails_with_the_cause_and_leaves_the_lock_to_the_janitor(
@@ -97,7 +97,7 @@ def test_a_task_that_exits_non_zero_fails_with_the_cause_and_leaves_the_lock_to_
     assert done["cause"].startswith("States.TaskFailed: ")
     assert '"ExitCode": 3' in done["cause"], "the cause carries the original cause"
     assert machine.lock()["Owner"] == arn
-    assert machine.transitions(arn) == 4, "ValidateInput, AcquireLock, RunTask, TaskFailed"
+    assert machine.transitions(arn) == 3, "AcquireLock, RunTask, TaskFailed"
 
 
 def test_a_task_that_cannot_start_fails_with_the_start_error(
@@ -217,10 +217,17 @@ def test_a_retried_acquire_that_already_landed_is_not_a_skip(machine: Machine) -
     [
         ({"lockId": "  "}, "lockId must be a non-blank string"),
         ({"lockId": "x" * 2049}, "at most 2048 bytes"),
+        ({"lockId": "#nightly"}, "not starting with #"),
+        ({"lockId": "é" * 1025}, "at most 2048 bytes"),
+        ({"timeoutSeconds": "300"}, "timeoutSeconds must be a whole number from 1 to"),
+        ({"taskDefinition": None}, "taskDefinition must be a non-blank string"),
         ({"timeoutSeconds": 1.5}, "timeoutSeconds must be a whole number from 1 to"),
         ({"timeoutSeconds": 10**6}, "timeoutSeconds must be a whole number from 1 to"),
         ({"container": ""}, "container must be a non-blank string"),
         ({"lockId": "😀 nightly"}, None),
+        ({"lockId": "x" * 2048}, None),
+        ({"lockId": "é" * 1024}, None),
+        ({"lockId": "nightly#1"}, None),
     ],
 )
 def test_a_bad_input_fails_before_any_lock_is_taken(
@@ -230,13 +237,18 @@ def test_a_bad_input_fails_before_any_lock_is_taken(
     if problem is None:  # valid, whatever its characters
         finish_task(machine.stack, machine.wait_task_of(arn))
         assert machine.wait_done(arn)["status"] == "SUCCEEDED"
+        assert machine.lock(str(change["lockId"]))["LastOutcome"] == "SUCCEEDED", "its own item"
         return
     done = machine.wait_done(arn)
     assert (done["status"], done["error"]) == ("FAILED", "Input.Invalid")
-    assert problem in done["cause"]
+    said, _, _ = done["cause"].partition(". Input: ")
+    assert problem in said
+    assert "$states" not in said, "the problems alone, not the words around the thrown error"
     assert "Input: {" in done["cause"], "the cause quotes the input"
     assert machine.lock(str(change.get("lockId", "sample"))) == {}, "no lock item, no lock"
-    assert machine.transitions(arn) == 2, "ValidateInput, InvalidInput"
+    assert machine.transitions(arn) == 2, "AcquireLock, InvalidInput"
+    kinds = [e["type"] for e in machine.history(arn)]
+    assert "TaskScheduled" not in kinds, "no call was made: the input was refused first"
 
 
 def test_an_input_that_is_not_an_object_is_refused(machine: Machine) -> None:

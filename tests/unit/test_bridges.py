@@ -244,6 +244,67 @@ def test_jsonata_without_jvm_gap_and_bridge(world: World) -> None:
         assert run("three", "abc")["error"] == "Not.Two"
 
 
+def test_jsonata_errors_are_query_evaluation_errors_gap_and_bridge(world: World) -> None:
+    """A Task whose Arguments throw ($error): moto fails it with the service's own error (which
+    a Retry of DynamoDB faults retries); with the bridge it is States.QueryEvaluationError, an
+    EvaluationFailed event, caught by a Catch that names it, the message in the cause."""
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    definition = {
+        "StartAt": "Put",
+        "States": {
+            "Put": {
+                "Type": "Task",
+                "QueryLanguage": "JSONata",
+                "Resource": "arn:aws:states:::dynamodb:putItem",
+                "Arguments": "{% $states.input.ok ? {'TableName': 't', 'Item': {'k': {'S': 'x'}}}"
+                " : $error('not ok') %}",
+                "Catch": [
+                    {
+                        "ErrorEquals": ["States.QueryEvaluationError"],
+                        "Output": "{% $states.errorOutput %}",
+                        "Next": "Refused",
+                    }
+                ],
+                "End": True,
+            },
+            "Refused": {"Type": "Fail", "Error": "Refused", "CausePath": "$.Cause"},
+        },
+    }
+    arn = world.sfn.create_state_machine(
+        name="throws", definition=json.dumps(definition), roleArn=world.role
+    )["stateMachineArn"]
+
+    def run(name: str, ok: bool) -> tuple[dict[str, Any], list[str]]:
+        execution = world.sfn.start_execution(
+            stateMachineArn=arn, name=name, input=json.dumps({"ok": ok})
+        )["executionArn"]
+        done: dict[str, Any] = wait_for(
+            lambda: (
+                (d := world.sfn.describe_execution(executionArn=execution))["status"] != "RUNNING"
+                and d
+            )
+        )
+        events = world.sfn.get_execution_history(executionArn=execution)["events"]
+        return done, [e["type"] for e in events]
+
+    with moto_bridges.jsonata_without_jvm():
+        gap, _ = run("gap", ok=False)
+        assert gap["error"] == "DynamoDB.AmazonDynamoDBException", "the gap"
+        with moto_bridges.jsonata_errors_are_query_evaluation_errors():
+            refused, kinds = run("refused", ok=False)
+            assert (refused["status"], refused["error"]) == ("FAILED", "Refused"), "caught"
+            assert "EvaluationFailed" in kinds
+            assert "TaskScheduled" not in kinds, "no call was made"
+            assert "not ok" in refused["cause"]
+            assert "$error('not ok')" in refused["cause"], "the cause quotes the expression"
+            assert run("fine", ok=True)[0]["status"] == "SUCCEEDED"
+
+
 def test_redrive_execution_gap_and_bridge(world: World) -> None:
     """moto has no RedriveExecution; the bridge runs the execution again from the state it
     stopped in, under the same ARN, and DescribeExecution and the history say so."""
@@ -265,11 +326,16 @@ def test_redrive_execution_gap_and_bridge(world: World) -> None:
             assert (described["status"], described["redriveCount"]) == ("RUNNING", 1)
             assert described["redriveDate"] >= described["startDate"]
             wait_for(lambda: len(world.ecs.list_tasks(cluster=world.cluster)["taskArns"]) == 2)
-            kinds = [
-                e["type"] for e in world.sfn.get_execution_history(executionArn=started)["events"]
-            ]
-            assert kinds.count("TaskSubmitted") == 2, "the new attempt ran RunTask again"
-            assert kinds.index("ExecutionAborted") < kinds.index("ExecutionRedriven")
+
+            def kinds() -> list[str]:
+                events = world.sfn.get_execution_history(executionArn=started)["events"]
+                return [e["type"] for e in events]
+
+            # ECS lists the new task a moment before the history names it: wait for what is read.
+            wait_for(lambda: kinds().count("TaskSubmitted") == 2, timeout=20)
+            history = kinds()
+            assert history.count("TaskSubmitted") == 2, "the new attempt ran RunTask again"
+            assert history.index("ExecutionAborted") < history.index("ExecutionRedriven")
             ids = [e["id"] for e in world.sfn.get_execution_history(executionArn=started)["events"]]
             assert ids == list(range(1, len(ids) + 1)), "one history, numbered on"
             listed = world.sfn.list_executions(stateMachineArn=world.machine)["executions"]

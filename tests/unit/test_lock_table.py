@@ -177,11 +177,12 @@ def _asl_states() -> dict[str, Any]:
 
 def test_the_state_machine_and_python_speak_the_same_protocol() -> None:
     states = _asl_states()
-    dynamo = {
-        name: s["Parameters"]
+    dynamo = {  # JSONPath states have Parameters, JSONata ones Arguments
+        name: s.get("Parameters") or s["Arguments"]
         for name, s in states.items()
         if s.get("Resource", "").split(":::")[-1].startswith("dynamodb:")
     }
+    assert "AcquireLock" in dynamo
     assert dynamo, "the ASL has DynamoDB states"
     for name, params in dynamo.items():
         used = set(params.get("ExpressionAttributeNames", {}).values()) | set(params["Key"])
