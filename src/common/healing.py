@@ -4,7 +4,7 @@ janitor and the reconciler both heal through here; they differ only in what wake
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -50,6 +50,10 @@ from common.truth import (
     task_gone,
     task_truth,
 )
+
+READS = 3
+"""How many times a snapshot reads again the one of DescribeExecution and the history that is
+behind the other (a redrive landing between them)."""
 
 
 def aws_time(moment: datetime | None = None) -> str:
@@ -104,6 +108,9 @@ class Healer:
     outcome: Outcome | None = None
     """The LastOutcome every release records (the reconciler's STALE); None: read from the
     execution (common.repair.outcome_of)."""
+    seen: Mapping[str, Sequence[TaskTruth]] | None = None
+    """Execution ARN -> its tasks found running in the cluster by LOCK_OWNER, when the caller
+    listed the cluster (the reconciler); None: not listed."""
 
     def report(self, healed: Healed, reported_by: str) -> Incident | None:
         """The incident for a healed execution (common.repair.report), with links to its failed
@@ -125,14 +132,14 @@ class Healer:
     ) -> Snapshot:
         """The truth about `arn`, read once: DescribeExecution and the history (at the same
         time), the lock (consistent read), the tasks the history does not show STOPPED
-        (DescribeTasks); the cluster's tasks by LOCK_OWNER only when a RunTask may have started
-        a task the history does not name; the holder when another execution holds the lock of
-        a live execution.
+        (DescribeTasks); the cluster's tasks by LOCK_OWNER when a RunTask may have started a
+        task the history does not name (or, for the reconciler, those it listed with that
+        owner: `seen`); the holder when another execution holds the lock of a live execution.
 
-        When the history has reached a later attempt than DescribeExecution said, the run was
-        redriven while it was read: the execution is read again, so a redriven run is healed
-        as the live run it is (`decide` still keeps an ended attempt's hands off later
-        attempts when Step Functions' answer lags its history).
+        The two first reads must agree on the attempt: when one shows a redrive the other does
+        not yet (the run was redriven while it was read, either way round), the one behind is
+        read again (at most READS times). When they still disagree, the snapshot says so
+        (`reads_agree`): `decide` acts on the later attempt, and the caller retries.
 
         `read_lock=False` skips reading the lock of an execution read to have ended: whatever
         the lock's state, such an execution's tasks are stopped, and its release is conditioned
@@ -146,8 +153,13 @@ class Healer:
         else:
             e = execution
             history = read_history(sfn, arn) if e.status != MISSING else None
-        if history is not None and history.attempt > e.redrive_count and e.status != MISSING:
-            e = describe_execution(sfn, arn)
+        for _ in range(READS):
+            if history is None or e.status == MISSING or history.attempt == e.redrive_count:
+                break
+            if history.attempt > e.redrive_count:  # redriven since DescribeExecution answered
+                e = describe_execution(sfn, arn)
+            else:  # Step Functions shows a redrive the history did not yet
+                history = read_history(sfn, arn)
         if e.status == MISSING and hint is not None:
             # Step Functions no longer knows it: the event's input is all that names its lock
             # (safe: the release is still fenced on this execution owning the lock).
@@ -172,6 +184,7 @@ class Healer:
             gone=tuple(gone),
             history_missing=history is None,
             history_attempt=history.attempt if history else 0,
+            history_statuses=history.statuses if history else frozenset(),
             holder=holder,
             lock_read=not (skip_lock and e.input.lock_id),
         )
@@ -180,25 +193,35 @@ class Healer:
         self, arn: str, e: ExecutionTruth, history: History | None
     ) -> tuple[list[TaskTruth], list[str]]:
         """The execution's tasks as they are now, and those ECS no longer knows: as the history
-        recorded them STOPPED (final), else DescribeTasks; for an ended execution whose RunTask
-        answer was lost, its tasks found in the cluster by LOCK_OWNER."""
-        if history is None:
-            return [], []
-        recorded = [
-            replace(task_truth(history.ended[r.task_arn], r), desired_status="STOPPED")
-            for r in history.tasks
-            if r.task_arn in history.ended
-        ]
-        unknown = [r for r in history.tasks if r.task_arn not in history.ended]
-        described, gone = describe_tasks(self.aws.ecs, unknown) if unknown else ([], [])
-        found: list[TaskTruth] = []
-        if history.unsure_starts and not e.alive:
+        recorded them STOPPED (final), else DescribeTasks; then the tasks found running with
+        this LOCK_OWNER that the history does not name (a RunTask whose answer was lost, a copy
+        started by hand): those the reconciler listed (`seen`), or, for an ended execution
+        whose RunTask answer was lost, those found in its cluster. A task the history does not
+        name counts as its execution's current attempt: never stopped while the run lives,
+        unless the run itself is stopped."""
+        known: set[str] = set()
+        recorded: list[TaskTruth] = []
+        described: list[TaskTruth] = []
+        gone: list[str] = []
+        if history is not None:
             known = {r.task_arn for r in history.tasks}
+            recorded = [
+                replace(task_truth(history.ended[r.task_arn], r), desired_status="STOPPED")
+                for r in history.tasks
+                if r.task_arn in history.ended
+            ]
+            unknown = [r for r in history.tasks if r.task_arn not in history.ended]
+            described, gone = describe_tasks(self.aws.ecs, unknown) if unknown else ([], [])
+        found: list[TaskTruth] = []
+        if self.seen is not None:
+            found = [t for t in self.seen.get(arn, ()) if t.arn not in known]
+        elif history is not None and history.unsure_starts and not e.alive:
             for cluster in history.unsure_starts:
                 if cluster:
                     _, tasks = cluster_lock_tasks(self.aws.ecs, cluster)
                     found += [t for t in tasks if t.lock_owner == arn and t.arn not in known]
-        return [*recorded, *described, *found], gone
+        current = [replace(t, ref=replace(t.ref, attempt=e.redrive_count)) for t in found]
+        return [*recorded, *described, *current], gone
 
     def heal(
         self, arn: str, execution: ExecutionTruth | None = None, hint: TaskInput | None = None
@@ -246,6 +269,8 @@ class Healer:
                     done.undone.append(f"stop execution {e.arn}: {error_code(err)}")
         for task in plan.stop:
             self._stop(done, task)
+        if plan.stop_execution and done.after.stopping:
+            self._stop_tasks_started_meanwhile(done)
         if plan.release and not done.undone:
             self._release(done)
         elif plan.release:
@@ -254,7 +279,32 @@ class Healer:
             self._take(done)
         if not done.after.lock_read:  # the release was left undone: the report reads the lock
             self._read_lock(done)
+        if not s.reads_agree:
+            done.undone.append(
+                f"heal {e.arn}: its history had not caught up with its attempt "
+                f"{e.redrive_count}; healed again on the retry"
+            )
         return done
+
+    def _stop_tasks_started_meanwhile(self, done: Healed) -> None:
+        """A run stopped for another holder's sake may have started its current attempt's task
+        after it was read (the history did not name it yet): read its history again now that
+        it is stopped, and stop that task too, so it never runs beside the holder's."""
+        e = done.after.execution
+        known = {t.arn for t in done.after.tasks} | set(done.after.gone)
+        try:
+            history = read_history(self.aws.stepfunctions, e.arn)
+            late = [r for r in history.tasks if r.task_arn not in known] if history else []
+            tasks, gone = describe_tasks(self.aws.ecs, late) if late else ([], [])
+        except AwsError as err:
+            done.undone.append(f"read {e.arn} again after its stop: {error_code(err)}")
+            return
+        done.after = replace(
+            done.after, tasks=(*done.after.tasks, *tasks), gone=(*done.after.gone, *gone)
+        )
+        for task in tasks:
+            if task.needs_stop:
+                self._stop(done, task)
 
     def _read_lock(self, done: Healed) -> None:
         lock_id = done.after.lock_id

@@ -19,7 +19,7 @@ from common.ecs_task import stopped_task
 from common.incident import Execution, Incident, Repairs
 from common.lock_table import Lock, Outcome, ReleasedBy
 from common.triage import OPERATOR_STOP_ERROR, ended, redriven, unlocked
-from common.truth import ExecutionTruth, TaskTruth, parse_time
+from common.truth import MISSING, ExecutionTruth, TaskTruth, parse_time
 
 REPAIRERS = frozenset({ReleasedBy.JANITOR.value, ReleasedBy.RECONCILER.value})
 REDRIVEN_MEANWHILE = "redriven meanwhile"
@@ -45,10 +45,19 @@ class Snapshot:
     history_attempt: int = 0
     """The attempt the execution's history has reached: above the execution's redrive count
     when the run was redriven after Step Functions answered."""
+    history_statuses: frozenset[str] = frozenset()
+    """Every status an attempt ended with, as the history shows (empty when it was not read)."""
 
     @property
     def lock_id(self) -> str | None:
         return self.execution.input.lock_id
+
+    @property
+    def reads_agree(self) -> bool:
+        """DescribeExecution and the history name the same attempt (or one was not read)."""
+        e = self.execution
+        unread = self.history_missing or e.status == MISSING
+        return unread or self.history_attempt == e.redrive_count
 
     @property
     def holds(self) -> bool:

@@ -64,6 +64,11 @@ class StatusChange:
     error: str | None = None
     cause: str | None = None
     redrive_count: int = 0
+    claimed_state_machine_arn: str | None = None
+    """`detail.stateMachineArn` as the event gives it (the machine is read from the execution's
+    own ARN; a claim of another is a contradiction, logged by the janitor)."""
+    claimed_name: str | None = None
+    """`detail.name` as the event gives it."""
 
     @property
     def ended(self) -> bool:
@@ -115,4 +120,6 @@ def parse_status_change(event: Any) -> StatusChange:
         error=_text(detail.get("error")),
         cause=_text(detail.get("cause")),
         redrive_count=max(redrives, 0),
+        claimed_state_machine_arn=_text(detail.get("stateMachineArn")),
+        claimed_name=_text(detail.get("name")),
     )

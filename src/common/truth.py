@@ -160,6 +160,8 @@ class History:
     cause: str | None = None
     attempt: int = 0
     """The attempt the history has reached (how many ExecutionRedriven it holds)."""
+    statuses: frozenset[str] = frozenset()
+    """Every status an attempt of the execution ended with (FAILED, TIMED_OUT, ABORTED)."""
 
 
 REFUSALS = frozenset(
@@ -179,10 +181,11 @@ REFUSALS = frozenset(
 """RunTask errors that mean ECS started no task (the state machine releases the lock on them)."""
 
 _TERMINAL = {
-    "ExecutionFailed": "executionFailedEventDetails",
-    "ExecutionAborted": "executionAbortedEventDetails",
-    "ExecutionTimedOut": "executionTimedOutEventDetails",
+    "ExecutionFailed": ("FAILED", "executionFailedEventDetails"),
+    "ExecutionAborted": ("ABORTED", "executionAbortedEventDetails"),
+    "ExecutionTimedOut": ("TIMED_OUT", "executionTimedOutEventDetails"),
 }
+"""The history events that end an attempt badly: the status, and where its error is."""
 
 
 def _cluster_of(task_arn: str) -> str:
@@ -202,6 +205,7 @@ def parse_history(events: Iterable[Mapping[str, Any]]) -> History:
     attempt = 0
     scheduled_cluster: str | None = None
     error = cause = None
+    statuses: set[str] = set()
     for event in events:
         kind = str(event.get("type"))
         if kind == "ExecutionRedriven":
@@ -231,12 +235,16 @@ def parse_history(events: Iterable[Mapping[str, Any]]) -> History:
             if stopped is not None:
                 ended[str(stopped["TaskArn"])] = stopped
         elif kind in _TERMINAL:
-            details = event.get(_TERMINAL[kind]) or {}
+            status, key = _TERMINAL[kind]
+            statuses.add(status)
+            details = event.get(key) or {}
             error, cause = details.get("error"), details.get("cause")
     tasks = tuple(found.values())
     known = {ref.task_arn for ref in tasks}
     ends = {arn: task for arn, task in ended.items() if arn in known}
-    return History(tasks, ends, tuple(dict.fromkeys(unsure)), error, cause, attempt)
+    return History(
+        tasks, ends, tuple(dict.fromkeys(unsure)), error, cause, attempt, frozenset(statuses)
+    )
 
 
 def _stopped_task(event: Mapping[str, Any]) -> Mapping[str, Any] | None:

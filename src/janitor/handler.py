@@ -45,6 +45,14 @@ def _count(result: Result) -> None:
             metric.add_dimension(name="Status", value=result.status)
 
 
+def _warn(result: Result) -> None:
+    for contradiction in result.contradictions:
+        logger.warning(
+            "The event contradicts itself or the truth: healed from the truth",
+            contradiction=contradiction,
+        )
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -62,10 +70,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         raise
     except RepairIncomplete as err:
         logger.append_keys(lock_id=err.done.lock_id)
+        _warn(err.done)
         _count(err.done)
         logger.exception("Repair incomplete; raising so the retry completes it", undone=err.undone)
         raise
     logger.append_keys(lock_id=result.lock_id)
+    _warn(result)
     _count(result)
     if result.kept:
         logger.warning("Publish failed: the report is kept for the reconciler to publish")

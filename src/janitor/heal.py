@@ -16,9 +16,11 @@ from common.clients import Aws
 from common.healing import Healed, Healer, aws_time
 from common.lock_table import ReleasedBy
 from common.pending import publish
+from common.repair import Snapshot
 from common.settings import JanitorSettings
 from common.status_event import MalformedEvent, StatusChange
 from common.task_input import TaskInput
+from common.truth import MISSING
 
 
 class ForeignEvent(MalformedEvent):
@@ -50,6 +52,9 @@ class Result:
     """The incident could not be published now and is kept for the reconciler to publish."""
     reported: list[dict[str, Any]] = field(default_factory=list)
     """Each incident published (or kept), as its "Incident" log line."""
+    contradictions: list[str] = field(default_factory=list)
+    """Where the event contradicts itself or the truth read (logged as a WARNING): something
+    upstream is broken. The execution was healed from the truth all the same."""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -64,10 +69,44 @@ class Result:
         }
 
 
+def contradictions(change: StatusChange, truth: Snapshot) -> list[str]:
+    """Where the event's fields contradict each other or the truth read: each said with both
+    sides. Pure; the execution is healed from the truth whatever the event says."""
+    arn = change.execution_arn
+    said: list[str] = []
+    claimed = change.claimed_state_machine_arn
+    if claimed is not None and claimed != change.state_machine_arn:
+        said.append(
+            f"the event's stateMachineArn is {claimed}, but its executionArn {arn} is an "
+            f"execution of {change.state_machine_arn}: healed as the latter's"
+        )
+    if change.claimed_name is not None and change.claimed_name != change.name:
+        said.append(f"the event's name is {change.claimed_name!r}, but its executionArn {arn}")
+    e = truth.execution
+    if e.status == MISSING or truth.history_missing:
+        return said  # nothing to compare with: Step Functions no longer knows it
+    had = truth.history_statuses | {e.status}
+    if change.ended and change.status not in had:
+        said.append(
+            f"the event says {change.status}, but {arn} never was: it is {e.status}, and its "
+            f"history ends no attempt {change.status}"
+        )
+    attempts = max(e.redrive_count, truth.history_attempt)
+    if change.redrive_count > attempts:
+        said.append(
+            f"the event says redriveCount {change.redrive_count}, but {arn} was redriven "
+            f"{attempts} time(s)"
+        )
+    return said
+
+
 def heal(change: StatusChange, settings: JanitorSettings, aws: Aws) -> Result:
     if change.state_machine_arn != settings.state_machine_arn:
+        claimed = change.claimed_state_machine_arn
+        says = f" (its stateMachineArn says {claimed})" if claimed else ""
         raise ForeignEvent(
-            f"status change of {change.state_machine_arn}, not of {settings.state_machine_arn}"
+            f"status change of {change.execution_arn}, an execution of "
+            f"{change.state_machine_arn}{says}, not of {settings.state_machine_arn}"
         )
     if not (change.ended or change.redriven):
         raise MalformedEvent(
@@ -85,6 +124,7 @@ def heal(change: StatusChange, settings: JanitorSettings, aws: Aws) -> Result:
     mine = healed[-1]
     result.status = mine.after.execution.status
     result.lock_id = mine.after.lock_id
+    result.contradictions = contradictions(change, mine.plan_input)
     if undone:
         raise RepairIncomplete(change.execution_arn, undone, result)
     for one in healed:

@@ -9,7 +9,9 @@ so a late janitor event and the reconciler report the same repairs under the sam
   when it ended (the janitor's event usually comes within seconds): its tasks stopped, then the
   lock released;
 - a task whose execution has ended, on the same grace: stopped (and that execution's lock, if
-  it still holds one, released);
+  it still holds one, released), whether or not the execution's history names it; the cluster
+  is listed first, so a dead holder's lock is released only once every task found with its
+  LOCK_OWNER is stopped;
 - a live run running without its lock (a redrive whose event was lost): it takes the lock, or is
   stopped when another live run holds it; a redriven run's tasks of earlier attempts: stopped;
 - a holder running past its timeoutSeconds plus a margin (confirmed with DescribeExecution):
@@ -130,6 +132,8 @@ class Reconciler:
     """Where to say what was skipped and why (the handler logs it as an ERROR)."""
     _truth: dict[str, ExecutionTruth] = field(default_factory=dict)
     _done: set[str] = field(default_factory=set)
+    _seen: dict[str, list[TaskTruth]] | None = None
+    """Execution ARN -> its tasks listed running in the cluster this run (by LOCK_OWNER)."""
 
     @property
     def healer(self) -> Healer:
@@ -139,6 +143,7 @@ class Reconciler:
             ReleasedBy.RECONCILER,
             now=lambda: self.now,
             outcome=Outcome.STALE,
+            seen=self._seen,
         )
 
     def _describe(self, arn: str) -> ExecutionTruth:
@@ -177,16 +182,9 @@ class Reconciler:
                 unlisted.add(machine)
                 self._unreadable(summary, f"the executions of {machine}", _says(err), machine)
 
+        tasks = self._cluster_tasks(summary)
         for lock in held:
             self._lock(lock, listed, unlisted, summary)
-
-        try:
-            summary.tasks_checked, tasks = cluster_lock_tasks(
-                self.aws.ecs, self.settings.cluster_arn
-            )
-        except AwsError as err:
-            tasks = []
-            self._unreadable(summary, "the cluster's tasks", _says(err), self.settings.cluster_arn)
         for task in tasks:
             self._task(task, locks, listed, summary)
 
@@ -200,6 +198,23 @@ class Reconciler:
                     summary.unpublished.append(failed)
                     self.log("A kept report could not be published yet", failed)
         return summary
+
+    def _cluster_tasks(self, summary: Summary) -> list[TaskTruth]:
+        """The cluster's running tasks by LOCK_OWNER, listed before any lock is healed: a dead
+        holder's lock is released only once every task found with its LOCK_OWNER is stopped,
+        whether or not its history names them."""
+        try:
+            summary.tasks_checked, tasks = cluster_lock_tasks(
+                self.aws.ecs, self.settings.cluster_arn
+            )
+        except AwsError as err:
+            self._unreadable(summary, "the cluster's tasks", _says(err), self.settings.cluster_arn)
+            return []
+        self._seen = {}
+        for task in tasks:
+            assert task.lock_owner is not None
+            self._seen.setdefault(task.lock_owner, []).append(task)
+        return tasks
 
     # --- locks ---------------------------------------------------------------------------
 

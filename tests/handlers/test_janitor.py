@@ -16,7 +16,7 @@ from common.status_event import MalformedEvent
 from common.triage import OPERATOR_STOP_ERROR
 from janitor.heal import ForeignEvent, RepairIncomplete
 from local.bridges import status_change_event
-from local.harness import counted_calls, finish_task, received_incidents
+from local.harness import counted_calls, finish_task, received_incidents, wait_for
 from tests.handlers.conftest import EVENTS, Janitor, Reconcile, load_event
 from tests.support.faults import (
     before_call,
@@ -788,3 +788,210 @@ def test_every_sample_event_is_used_by_a_test() -> None:
     sources = "".join(p.read_text() for p in (EVENTS.parent / "tests").rglob("test_*.py"))
     for path in EVENTS.glob("*.json"):
         assert path.name in sources, f"events/{path.name} is exercised by no test"
+
+
+# --- Contradictions: loud, then healed from the truth ---------------------------------------
+
+
+def warnings(logs: io.StringIO) -> list[str]:
+    return [
+        str(line.get("contradiction"))
+        for line in log_lines(logs)
+        if line.get("level") == "WARNING" and "contradicts" in str(line.get("message"))
+    ]
+
+
+def test_an_event_true_to_its_execution_warns_of_nothing(
+    janitor: Janitor, machine: Machine, logs: io.StringIO
+) -> None:
+    arn, _ = machine.abort("consistent")
+    janitor(event(machine, arn))
+    assert warnings(logs) == []
+
+
+def test_an_event_naming_another_machine_for_this_machines_execution_is_healed_and_said(
+    janitor: Janitor, machine: Machine, logs: io.StringIO
+) -> None:
+    """The execution's own ARN says which machine it is of; the event's stateMachineArn says
+    another: something upstream is broken. The execution is healed from its truth, loudly."""
+    arn, task = machine.abort("claimed-elsewhere")
+    other = machine.stack.state_machine_arn.rsplit(":", 1)[0] + ":someone-elses-machine"
+    janitor(
+        event(machine, arn)
+        | {"detail": {**event(machine, arn)["detail"], "stateMachineArn": other}}
+    )
+    assert "Owner" not in machine.lock(), "healed from the truth"
+    assert not running(machine, task)
+    (said,) = warnings(logs)
+    assert other in said
+    assert arn in said
+    assert machine.stack.state_machine_arn in said
+
+
+def test_an_event_with_a_status_the_execution_never_had_is_healed_as_it_really_ended(
+    janitor: Janitor, machine: Machine, logs: io.StringIO
+) -> None:
+    arn, _ = machine.fail("failed-not-aborted")
+    janitor(event(machine, arn, status="ABORTED"))
+    lock = machine.lock()
+    assert (lock.get("Owner"), lock["LastOutcome"]) == (None, "FAILED"), "the truth's status"
+    _, incident = one_incident(machine)
+    assert incident["status"] == "FAILED"
+    (said,) = warnings(logs)
+    assert "ABORTED" in said
+    assert "FAILED" in said
+    assert arn in said
+
+
+def test_an_event_that_a_live_first_run_ended_touches_nothing_and_says_so(
+    janitor: Janitor, machine: Machine, logs: io.StringIO
+) -> None:
+    arn = machine.start("still-running")
+    task = machine.wait_task_of(arn)
+    held = machine.lock()
+    janitor(event(machine, arn, status="TIMED_OUT"))
+    assert machine.lock() == held
+    assert running(machine, task), "a live run's task is never killed"
+    (said,) = warnings(logs)
+    assert "TIMED_OUT" in said
+    assert "RUNNING" in said
+
+
+def test_an_event_of_an_attempt_the_execution_never_had_is_said(
+    janitor: Janitor, machine: Machine, logs: io.StringIO
+) -> None:
+    arn, _ = machine.abort("never-redriven")
+    janitor(event(machine, arn, redrive_count=3))
+    assert "Owner" not in machine.lock()
+    (said,) = warnings(logs)
+    assert "redriveCount 3" in said
+    assert "0 time(s)" in said
+
+
+def test_an_event_whose_name_is_not_its_executions_is_said(
+    janitor: Janitor, machine: Machine, logs: io.StringIO
+) -> None:
+    arn, _ = machine.abort("named")
+    evt = event(machine, arn)
+    evt["detail"]["name"] = "someone-else"
+    janitor(evt)
+    (said,) = warnings(logs)
+    assert "'someone-else'" in said
+
+
+def test_a_foreign_event_is_refused_naming_both_machines(janitor: Janitor) -> None:
+    evt = load_event("ignored-failed-other-machine.json")
+    with pytest.raises(ForeignEvent) as refused:
+        janitor(evt)
+    assert evt["detail"]["executionArn"] in str(refused.value)
+
+
+def test_a_redrive_landing_after_the_history_was_read_and_before_the_execution_was_stops_its_task(
+    janitor: Janitor, machine: Machine
+) -> None:
+    """The model's counterexample, the other way round from the test above: the history is
+    read (attempt 0), the run is redriven, then DescribeExecution says RUNNING, attempt 1. The
+    two reads disagree, so the history is read again: its new task is known, and when another
+    live run holds the lock, the redriven run is stopped with that task, never left beside the
+    holder's."""
+    arn, _ = machine.abort("redriven-between-reads-other-way")
+    janitor(event(machine, arn))
+    late = event(machine, arn)
+    incidents(machine)
+    holder = machine.start("holder-meanwhile")
+    holder_task = machine.wait_task_of(holder)
+    held = machine.lock()
+    read: list[str] = []
+    redriven: list[str] = []
+
+    def history_read(**_: Any) -> None:
+        read.append("history")
+
+    def redrive_once_the_history_is_read(**_: Any) -> None:
+        if not redriven:
+            wait_for(lambda: bool(read), timeout=10)
+            redriven.append(machine.redrive(arn))
+
+    sfn = clients.stepfunctions()
+    sfn.meta.events.register("after-call.sfn.GetExecutionHistory", history_read)
+    try:
+        with before_call(sfn, "DescribeExecution", redrive_once_the_history_is_read):
+            janitor(late)
+    finally:
+        sfn.meta.events.unregister("after-call.sfn.GetExecutionHistory", history_read)
+
+    (second,) = redriven
+    assert machine.wait_done(arn)["status"] == "ABORTED", "stopped for the holder's sake"
+    assert not running(machine, second), "its new task does not run beside the holder's"
+    assert running(machine, holder_task), "a live run's task is never killed"
+    assert machine.lock() == held
+    (incident,) = incidents(machine)
+    assert incident["repairs"]["lock"] == "redrive_stopped"
+    assert second in incident["repairs"]["tasksStopped"]
+
+
+def test_a_redriven_run_stopped_for_the_holders_sake_has_the_task_it_started_unread_stopped(
+    janitor: Janitor, machine: Machine
+) -> None:
+    """A redriven run read before its new attempt's RunTask was in its history (both reads at
+    attempt 1, neither naming the task yet): stopped for the live holder's sake, its history is
+    read again after the stop, and the task found there is stopped too."""
+    from dataclasses import replace
+
+    from common.healing import Healer
+    from common.repair import decide
+
+    arn, _ = machine.abort("redriven-task-unread")
+    janitor(event(machine, arn))
+    incidents(machine)
+    holder = machine.start("holder-of-the-lock")
+    holder_task = machine.wait_task_of(holder)
+    second = machine.redrive(arn)
+    healer = Healer(clients.aws(), machine.stack.table_name, ReleasedBy.JANITOR)
+    read = healer.snapshot(arn)
+    before = replace(read, tasks=tuple(t for t in read.tasks if t.arn != second))
+    plan = decide(before)
+    assert plan.stop_execution
+    assert second not in {t.arn for t in plan.stop}, "the plan cannot know it"
+
+    done = healer.carry_out(before, plan)
+
+    assert done.undone == []
+    assert second in done.stopped
+    assert not running(machine, second)
+    assert running(machine, holder_task)
+
+
+def test_reads_that_still_disagree_act_on_the_later_attempt_and_are_retried(
+    janitor: Janitor, machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step Functions says attempt 1; the history, read again and again, still ends before the
+    redrive: the janitor acts on the later attempt (the redriven run takes its free lock) and
+    raises so that Lambda retries, which then reports it."""
+    from common import healing
+    from common.truth import history_events, parse_history, read_history
+
+    arn, _ = machine.abort("reads-disagree")
+    janitor(event(machine, arn))
+    incidents(machine)
+    machine.redrive(arn)
+    reads: list[int] = []
+
+    def lagging(sfn: Any, execution_arn: str) -> Any:
+        reads.append(1)
+        events = list(history_events(sfn, execution_arn))
+        cut = next(i for i, e in enumerate(events) if e["type"] == "ExecutionRedriven")
+        return parse_history(events[:cut])
+
+    monkeypatch.setattr(healing, "read_history", lagging)
+    with pytest.raises(RepairIncomplete, match="had not caught up"):
+        janitor(event(machine, arn))
+    assert len(reads) == 1 + healing.READS, "read again, a bounded number of times"
+    lock = machine.lock()
+    assert (lock["Owner"], lock["RedriveCount"]) == (arn, "1"), "the later attempt's lock"
+    assert incidents(machine) == []
+
+    monkeypatch.setattr(healing, "read_history", read_history)
+    janitor(event(machine, arn))
+    (incident,) = incidents(machine)
+    assert incident["kind"] == "redrive"

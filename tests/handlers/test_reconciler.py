@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from common import clients
 from common.settings import ReconcilerSettings
@@ -518,3 +519,73 @@ def test_cost_grows_with_pages_not_items(reconcile: Reconcile, machine: Machine)
     assert calls.count("sfn.DescribeExecution") == 3
     assert len(calls) == formula, calls
     print(f"\n2,000 locks: {len(calls)} AWS calls ({pages} scan pages): {sorted(set(calls))}")
+
+
+def test_a_dead_holders_task_its_history_never_named_is_stopped_before_its_lock_is_freed(
+    reconcile: Reconcile, machine: Machine
+) -> None:
+    """A task with a dead run's LOCK_OWNER that the run's history does not name (a RunTask
+    whose answer was lost unmarked, a copy started by hand): the reconciler stops it with the
+    one the history names, and frees the lock only then, in one repair and one report. Were it
+    left running, the next run would take the free lock beside it."""
+    arn, named = machine.abort("holder-with-a-copy")
+    unseen = machine.unseen_copy(named)
+    assert unseen not in machine.tasks_of(arn)
+
+    summary = reconcile()
+
+    assert summary["tasksChecked"] == 2
+    assert not running(machine, named)
+    assert not running(machine, unseen), "no task of a dead holder outlives its lock"
+    assert {s["taskArn"] for s in summary["stopped"]} == {named, unseen}
+    assert "Owner" not in machine.lock()
+    (incident,) = incidents(machine)
+    assert sorted(incident["repairs"]["tasksStopped"]) == sorted([named, unseen])
+
+
+def test_a_dead_holders_lock_waits_for_the_stop_of_every_task_found_with_its_owner(
+    reconcile: Reconcile, machine: Machine
+) -> None:
+    arn, named = machine.abort("copy-cannot-stop")
+    unseen = machine.unseen_copy(named)
+
+    refused: list[str] = []
+
+    def refuse_the_copy(params: dict[str, Any], **_: Any) -> None:
+        if params.get("task") == unseen:
+            refused.append(unseen)
+            raise ClientError({"Error": {"Code": "ServerException", "Message": "no"}}, "StopTask")
+
+    ecs = clients.ecs()
+    ecs.meta.events.register("before-parameter-build.ecs.StopTask", refuse_the_copy)
+    try:
+        reconcile()
+    finally:
+        ecs.meta.events.unregister("before-parameter-build.ecs.StopTask", refuse_the_copy)
+    assert refused == [unseen]
+    assert running(machine, unseen)
+    assert machine.lock()["Owner"] == arn, "held while a task of its dead holder may run"
+
+    reconcile()
+    assert not running(machine, unseen)
+    assert "Owner" not in machine.lock()
+
+
+def test_a_task_found_after_its_owners_lock_was_released_is_stopped_and_reported_anew(
+    reconcile: Reconcile, machine: Machine, janitor: Janitor
+) -> None:
+    """The janitor healed the run from its history (the copy unseen: the janitor does not list
+    the cluster), then the reconciler finds the copy: stopped, a new incident id."""
+    arn, named = machine.abort("released-then-found")
+    unseen = machine.unseen_copy(named)
+    janitor(status_change_event(machine.sfn, arn))
+    (first,) = incidents(machine)
+    assert "Owner" not in machine.lock()
+    assert running(machine, unseen), "the window: the janitor reads the history, not the cluster"
+
+    reconcile()
+
+    assert not running(machine, unseen)
+    (second,) = incidents(machine)
+    assert second["id"] != first["id"]
+    assert unseen in second["repairs"]["tasksStopped"]

@@ -2,15 +2,20 @@
 
 The real ASL runs under moto; the real janitor and reconciler handlers run with the template's
 environment. Rules start executions, let tasks exit 0 or non-zero, time runs out, abort,
-redrive (the redrive bridge), deliver any status-change event late, twice, out of order or
-never, make one AWS call fail once, run the reconciler, run the operator's `lock-janitor
-release --force --stop` (the janitor let in while it waits for the run to end, or not), and
-let time pass. After every step:
+redrive (the redrive bridge; also in the middle of a repair, with or without the redrive's own
+janitor run at that moment), deliver any status-change event late, twice, out of order or
+never, make one AWS call fail once, start a copy of a run's task that its history never names,
+run the reconciler, run the operator's `lock-janitor release --force --stop` (the janitor let
+in while it waits for the run to end, or not), and let time pass. After every step:
 
 - never two tasks of one lock running at once, except while a redrive (which restarts its task
-  without asking the lock) has not yet been seen by the janitor or the reconciler; moto stops a
-  task the moment StopTask is called, so the stop window is 0 here (on AWS: the task's
-  stopTimeout, 30 s by default);
+  without asking the lock) has not yet been seen by the janitor or the reconciler, or while a
+  task its run's history never names runs before the reconciler's pass past the grace after
+  that run ended (after that pass, it must be stopped); moto stops a task the moment StopTask
+  is called, so the stop window is 0 here (on AWS: the task's stopTimeout, 30 s by default);
+- at every release by the janitor or the reconciler, no task of the released holder is still
+  running and no stop of one failed in that repair (recorded at the moment of the write, so an
+  order bug shows although moto's stops are instant);
 - no release by the janitor or the reconciler ever removes the lock of a live execution;
 - no incident id is ever published for two different sets of repairs;
 and at the end, once every execution has ended and the reconciler has run past its grace:
@@ -35,6 +40,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -74,6 +80,8 @@ SEED = int(
 """Fixed, unless MODEL_RANDOM is set (`make model` explores new examples on every run and
 prints its seed; MODEL_SEED=<seed> replays that run)."""
 REPAIRERS = ("janitor", "reconciler")
+MAX_UNSEEN = 2
+"""Copies of a run's task its history never names, at most, per example."""
 CALLS_OF_A_REPAIR = [
     ("stepfunctions", "DescribeExecution"),
     ("stepfunctions", "GetExecutionHistory"),
@@ -156,9 +164,10 @@ class LockModel(RuleBasedStateMachine):
         self.seen_status: dict[str, tuple[str, int]] = {}
         self.unseen_redrives: set[str] = set()
         self.fault: tuple[str, str, str] | None = None
-        self.interleave: tuple[str, str, str] | None = None
-        """(service, operation, execution): that ended execution is redriven just before the
-        next repair's first call of that operation."""
+        self.interleave: tuple[str, str, str, bool] | None = None
+        """(service, operation, execution, seen): that ended execution is redriven just before
+        the next repair's first call of that operation (and, when seen, its redrive's event
+        handled by another janitor then)."""
         self.redriven_after_reads: set[str] = set()
         """Runs redriven after a repair had read them: until the redrive is seen, a release of
         their lock is the accepted window, not a broken promise."""
@@ -173,6 +182,13 @@ class LockModel(RuleBasedStateMachine):
         self.fired = False
         self.redrove = False
         """The last step's repair had a run redriven in its middle."""
+        self.unseen: dict[str, str] = {}
+        """Tasks started with a run's LOCK_OWNER that its history never names -> that run."""
+        self.violations: list[str] = []
+        """Releases made while a task of the released holder ran, or after a stop of one
+        failed in the same repair (recorded by `_check_release` at the moment of the write)."""
+        self.failed_stops: list[str] = []
+        """Tasks whose StopTask failed in the current step (an injected fault)."""
         self.janitor = resolve_handler(self.machine, "JanitorFunction")
         self.settings = ReconcilerSettings.from_env(
             function_environment(self.machine.stack, "ReconcilerFunction")
@@ -197,9 +213,9 @@ class LockModel(RuleBasedStateMachine):
         return self.machine.lock(self.lock_id)
 
     def lock_tasks(self) -> list[dict[str, Any]]:
-        """Every task of this example's runs that is not STOPPED (the history names them all:
-        no rule here makes RunTask lose its answer)."""
-        arns = [t for arn in self.runs for t in self.tasks[arn]]
+        """Every task of this example's runs that is not STOPPED: those their histories name,
+        and the copies no history names (`unseen_copy`)."""
+        arns = [t for arn in self.runs for t in self.tasks[arn]] + list(self.unseen)
         found = []
         for i in range(0, len(arns), 100):
             described = self.machine.ecs.describe_tasks(
@@ -248,39 +264,105 @@ class LockModel(RuleBasedStateMachine):
 
     @contextlib.contextmanager
     def armed(self) -> Iterator[None]:
-        """The step, with the fault armed (if any) and the redrive that lands in its middle (if
-        any); `fired` says whether the fault struck."""
+        """The step, with the fault armed (if any), the redrive that lands in its middle (if
+        any), and every release it makes checked at the moment of the write; `fired` says
+        whether the fault struck."""
         self.fired = self.redrove = False
+        self.failed_stops = []
         with contextlib.ExitStack() as stack:
             raised: list[str] = []
             if self.fault is not None:
                 service, operation, code = self.fault
                 self.fault = None
                 client = getattr(clients, service)()
-                raised = stack.enter_context(failing_call(client, operation, code))
+                if operation == "StopTask":
+                    stack.enter_context(self._stop_fails(client, code, raised))
+                else:
+                    raised = stack.enter_context(failing_call(client, operation, code))
             redriven: list[str] = []
             if self.interleave is not None:
-                service, operation, arn = self.interleave
+                service, operation, arn, seen = self.interleave
                 self.interleave = None
                 client = getattr(clients, service)()
-                hook = self._redrive_once(arn, redriven)
+                hook = self._redrive_once(arn, redriven, seen)
                 stack.enter_context(before_call(client, operation, hook))
+            stack.enter_context(self._releases_checked())
             yield
         self.fired = bool(raised) or bool(redriven and redriven[0] in AFTER_THE_READS)
         self.redrove = bool(redriven)
 
-    def _redrive_once(self, arn: str, redriven: list[str]) -> Any:
+    @contextlib.contextmanager
+    def _stop_fails(self, ecs: Any, code: str, raised: list[str]) -> Iterator[None]:
+        """The next StopTask fails with `code`; the task it was for is kept in failed_stops."""
+
+        def fail(params: dict[str, Any], **_: Any) -> None:
+            if not raised:
+                raised.append(code)
+                self.failed_stops.append(str(params.get("task")))
+                raise ClientError({"Error": {"Code": code, "Message": "injected"}}, "StopTask")
+
+        event = "before-parameter-build.ecs.StopTask"
+        ecs.meta.events.register(event, fail)
+        try:
+            yield
+        finally:
+            ecs.meta.events.unregister(event, fail)
+
+    @contextlib.contextmanager
+    def _releases_checked(self) -> Iterator[None]:
+        """Every release the janitor or the reconciler makes in the step, checked just before
+        the write goes out (`_check_release`)."""
+        ddb = clients.dynamodb()
+        event = "before-parameter-build.dynamodb.UpdateItem"
+        ddb.meta.events.register(event, self._check_release)
+        try:
+            yield
+        finally:
+            ddb.meta.events.unregister(event, self._check_release)
+
+    def _check_release(self, params: dict[str, Any], **_: Any) -> None:
+        values = params.get("ExpressionAttributeValues") or {}
+        by = values.get(":by", {}).get("S")
+        owner = values.get(":fenceOwner", {}).get("S")
+        if not str(params.get("UpdateExpression", "")).startswith("REMOVE") or by not in REPAIRERS:
+            return
+        if owner in self.redriven_after_reads:  # the accepted window: a redrive not yet seen
+            return
+        tasks = self.machine.tasks_of(owner) if owner in self.tasks else []
+        if by == "reconciler":  # it lists the cluster before it heals: it knows the copies
+            tasks += [t for t, o in self.unseen.items() if o == owner]
+        failed = [t for t in self.failed_stops if t in tasks]
+        if failed:
+            self.violations.append(
+                f"{by} released the lock of {owner} after a stop of {failed} failed"
+            )
+        described = (
+            self.machine.ecs.describe_tasks(cluster=self.machine.stack.cluster_arn, tasks=tasks)[
+                "tasks"
+            ]
+            if tasks
+            else []
+        )
+        live = [t["taskArn"] for t in described if t["lastStatus"] != "STOPPED"]
+        if live:
+            self.violations.append(f"{by} released the lock of {owner} while {live} ran")
+
+    def _redrive_once(self, arn: str, redriven: list[str], seen: bool) -> Any:
         def redrive(event_name: str, **_: Any) -> None:
             if redriven or self.status(arn)["status"] not in {"FAILED", "ABORTED"}:
                 return
             operation = event_name.rsplit(".", 1)[-1]
             redriven.append(operation)
             self.machine.sfn.redrive_execution(executionArn=arn)
+            self.wait_settled(arn)
+            self.tasks[arn] = self.machine.tasks_of(arn)
+            if seen:  # the redrive's own event handled by another janitor, right now
+                with contextlib.suppress(Exception):  # if it fails: a redrive not yet seen
+                    self.janitor(status_change_event(self.machine.sfn, arn), FakeContext())
+                    return
             self.unseen_redrives.add(arn)
             if operation in AFTER_THE_READS:
                 self.redriven_after_reads.add(arn)
-            self.wait_settled(arn)
-            self.tasks[arn] = self.machine.tasks_of(arn)
 
         return redrive
 
@@ -413,15 +495,31 @@ class LockModel(RuleBasedStateMachine):
         self.fault = fault
 
     @precondition(lambda self: bool(self.runs))
-    @rule(data=st.data(), call=st.sampled_from(CALLS_OF_A_REPAIR))
-    def redrive_during_next_repair(self, data: st.DataObject, call: tuple[str, str]) -> None:
+    @rule(data=st.data(), call=st.sampled_from(CALLS_OF_A_REPAIR), seen=st.booleans())
+    def redrive_during_next_repair(
+        self, data: st.DataObject, call: tuple[str, str], seen: bool
+    ) -> None:
         """An ended run is redriven while the next janitor or reconciler pass is between two
-        of its calls (just before `call`): what it read before no longer holds."""
+        of its calls (just before `call`): what it read before no longer holds. `seen`: the
+        redrive's own event is handled by another janitor at that moment (which takes the
+        lock for the new attempt before the first pass writes)."""
         ended = self.ended()
         if not ended:
             return
-        self.step(f"redrive-before-{call[1]}")
-        self.interleave = (*call, data.draw(st.sampled_from(ended)))
+        self.step(f"redrive-before-{call[1]}" + ("-seen" if seen else ""))
+        self.interleave = (*call, data.draw(st.sampled_from(ended)), seen)
+
+    @precondition(lambda self: len(self.unseen) < MAX_UNSEEN and bool(self.runs))
+    @rule(data=st.data())
+    def unseen_copy(self, data: st.DataObject) -> None:
+        """A task with a run's LOCK_OWNER that its history never names (a RunTask whose answer
+        was lost unmarked, a retry outside the state machine, a copy started by hand)."""
+        tasks = [(t, arn) for arn in self.runs for t in self.tasks[arn]]
+        if not tasks:
+            return
+        self.step("unseen-copy")
+        task, owner = data.draw(st.sampled_from(tasks))
+        self.unseen[self.machine.unseen_copy(task)] = owner
 
     @precondition(lambda self: bool(self.runs))
     @rule(janitor_first=st.booleans())
@@ -475,7 +573,23 @@ class LockModel(RuleBasedStateMachine):
             # landing after its listings is not in them
             self.unseen_redrives.clear()
             self.redriven_after_reads.clear()
+            self.assert_copies_stopped(reconciler.now)
         self.observe()
+
+    def assert_copies_stopped(self, now: datetime) -> None:
+        """After a pass of the reconciler that nothing interrupted: no copy its run's history
+        never names runs on once that run has ended and the grace has passed."""
+        grace = timedelta(seconds=self.settings.grace_seconds)
+        running = {t["taskArn"] for t in self.lock_tasks()}
+        for task, owner in self.unseen.items():
+            d = self.status(owner)
+            if d["status"] == "RUNNING" or task not in running:
+                continue
+            stopped = d.get("stopDate")
+            assert stopped is not None, f"{owner} ended without a stop date; steps {self.trace}"
+            assert now - stopped < grace, (
+                f"{task} of {owner} ({d['status']}) runs on past the grace; steps {self.trace}"
+            )
 
     @rule()
     def time_passes(self) -> None:
@@ -489,7 +603,8 @@ class LockModel(RuleBasedStateMachine):
         tasks = self.lock_tasks()
         if len(tasks) > 1:
             owners = {t["owner"] for t in tasks}
-            assert owners & self.unseen_redrives, (
+            copies = {t["taskArn"] for t in tasks} & set(self.unseen)
+            assert owners & self.unseen_redrives or copies, (
                 f"two tasks of {self.lock_id} running at once: {owners}; steps {self.trace}"
             )
             self.overlap += 1
@@ -507,6 +622,10 @@ class LockModel(RuleBasedStateMachine):
                 before in self.redriven_after_reads or self.status(before)["status"] != "RUNNING"
             ), f"released the lock of live {before}; steps {self.trace}"
         self.previous_lock = lock
+
+    @invariant()
+    def no_release_while_its_holders_tasks_may_run(self) -> None:
+        assert not self.violations, f"{self.violations}; steps {self.trace}"
 
     @invariant()
     def one_id_one_set_of_repairs(self) -> None:

@@ -13,10 +13,12 @@ import boto3
 from moto import mock_aws
 from moto.moto_api import state_manager
 
+from common.truth import STEP_FUNCTIONS_STARTED_BY
 from local.bridges import all_bridges
 from local.harness import (
     FROZEN_TASKS,
     LockingStack,
+    default_network,
     deploy_locking_stack,
     exit_container,
     schedule_inputs,
@@ -123,6 +125,25 @@ class Machine:
         exit_container(task, exit_code)
         self.wait_done(arn)
         return arn, task
+
+    def unseen_copy(self, task_arn: str) -> str:
+        """Start a copy of a run's task that its history never names, as a RunTask whose
+        answer was lost unmarked, a retry outside the state machine or a start by hand with a
+        copied override would: the same definition and overrides (LOCK_OWNER included),
+        started by "AWS Step Functions". Returns its ARN."""
+        task = self.task_status(task_arn)
+        subnets, groups = default_network(self.stack.region)
+        started = self.ecs.run_task(
+            cluster=self.stack.cluster_arn,
+            taskDefinition=task["taskDefinitionArn"],
+            launchType="FARGATE",
+            startedBy=STEP_FUNCTIONS_STARTED_BY,
+            overrides={"containerOverrides": task["overrides"]["containerOverrides"]},
+            networkConfiguration={
+                "awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups}
+            },
+        )
+        return str(started["tasks"][0]["taskArn"])
 
     def lock(self, lock_id: str = "sample") -> dict[str, Any]:
         item = self.ddb.get_item(
