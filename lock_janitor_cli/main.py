@@ -18,6 +18,7 @@ from rich.table import Table
 from common.incident import duration_text
 from lock_janitor_cli import board, operations
 from lock_janitor_cli.errors import CliError, NotFound
+from lock_janitor_cli.options import GLOBALS, global_options, merged
 from lock_janitor_cli.stack import Stack, Target, aws_errors
 
 out = Console(highlight=False, soft_wrap=True)
@@ -38,15 +39,21 @@ class Options:
 
 
 def command(f: Callable[..., None]) -> Callable[..., None]:
-    """Every expected failure as one line on stderr and its exit code, never a traceback."""
+    """A subcommand: the global options taken after it too (they win over those before it),
+    and every expected failure as one line on stderr and its exit code, never a traceback."""
 
+    @global_options(from_env=False)
     @wraps(f)
     def run(*args: Any, **kwargs: Any) -> None:
-        opts = click.get_current_context().find_object(Options)
-        assert opts is not None
+        ctx = click.get_current_context()
+        before = ctx.parent.params if ctx.parent else {}
+        given = merged(before, {g.name: kwargs.pop(g.name) for g in GLOBALS})
         try:
-            with aws_errors(opts.target):
-                f(opts, *args, **kwargs)
+            target = Target.resolve(
+                given["stack"], given["region"], given["profile"], given["endpoint_url"]
+            )
+            with aws_errors(target):
+                f(Options(target, bool(given["as_json"])), *args, **kwargs)
         except CliError as failure:
             err.print(f"lock-janitor: {escape(str(failure))}")
             sys.exit(failure.code)
@@ -63,29 +70,8 @@ def emit(opts: Options, document: Any, lines: list[str]) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option(
-    "--stack",
-    envvar="LOCK_JANITOR_STACK",
-    help="The stack [default: samconfig.toml's stack_name, else lock-janitor].",
-)
-@click.option("--region", envvar="AWS_REGION", help="Its region [default: your AWS configuration].")
-@click.option("--profile", envvar="AWS_PROFILE", help="The AWS profile to use.")
-@click.option(
-    "--endpoint-url",
-    envvar="AWS_ENDPOINT_URL",
-    help="Another endpoint for every AWS call (the local emulator).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of tables.")
-@click.version_option(package_name="lock-janitor", prog_name="lock-janitor")
-@click.pass_context
-def cli(  # noqa: PLR0917 - one parameter per option, as click passes them
-    ctx: click.Context,
-    stack: str | None,
-    region: str | None,
-    profile: str | None,
-    endpoint_url: str | None,
-    as_json: bool,
-) -> None:
+@global_options(from_env=True)
+def cli(**_: Any) -> None:
     """See and heal the locks of a deployed lock-janitor.
 
     \b
@@ -94,9 +80,9 @@ def cli(  # noqa: PLR0917 - one parameter per option, as click passes them
     lock-janitor release nightly-report  free a lock whose holder has ended
     lock-janitor reconcile --dry-run     what the reconciler would heal now
 
-    The stack's table, state machine, cluster and queues are found from its outputs.
+    The stack's table, state machine, cluster and queues are found from its outputs. Every
+    option here is taken after the command too (`lock-janitor status --json`).
     """
-    ctx.obj = Options(Target.resolve(stack, region, profile, endpoint_url), as_json)
 
 
 # --- status --------------------------------------------------------------------------------

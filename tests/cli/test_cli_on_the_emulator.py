@@ -63,18 +63,24 @@ def _timeline_on_failure() -> Iterator[None]:
     print("\n".join(TIMELINE[start:]))
 
 
-def run_cli(endpoint: str, home: Path, *args: str) -> Ran:
+def run_cli(
+    endpoint: str, home: Path, *args: str, endpoint_after: bool = False, columns: str | None = "200"
+) -> Ran:
     """The installed command as on-call runs it: a shell with no AWS settings at all, in a
-    folder with no samconfig.toml, the emulator's printed endpoint the only option."""
+    folder with no samconfig.toml, the emulator's printed endpoint the only option (before the
+    subcommand, or after it with `endpoint_after`); `columns` None is a pipe's width (rich's
+    80)."""
+    endpoint_option = ["--endpoint-url", endpoint]
+    argv = [*args, *endpoint_option] if endpoint_after else [*endpoint_option, *args]
     done = subprocess.run(
-        [str(COMMAND), "--endpoint-url", endpoint, *args],
+        [str(COMMAND), *argv],
         capture_output=True,
         text=True,
         env={
             "PATH": "/usr/bin:/bin",
             "HOME": str(home),
             "AWS_EC2_METADATA_DISABLED": "true",
-            "COLUMNS": "200",
+            **({"COLUMNS": columns} if columns else {}),
         },
         cwd=home,
         stdin=subprocess.DEVNULL,
@@ -86,8 +92,8 @@ def run_cli(endpoint: str, home: Path, *args: str) -> Ran:
 
 @pytest.fixture
 def cli(emu: Emulator, tmp_path: Path) -> Any:
-    def run(*args: str, endpoint: str | None = None) -> Ran:
-        return run_cli(endpoint or emu.endpoint, tmp_path, *args)
+    def run(*args: str, endpoint: str | None = None, **how: Any) -> Ran:
+        return run_cli(endpoint or emu.endpoint, tmp_path, *args, **how)
 
     return run
 
@@ -356,6 +362,46 @@ def test_replay_dlq_heals_both_shapes_of_dead_letter_and_keeps_what_it_cannot(
     body = sqs.receive_message(QueueUrl=queue)["Messages"][0]
     assert body["Body"] == "not json at all"
     sqs.delete_message(QueueUrl=queue, ReceiptHandle=body["ReceiptHandle"])
+
+
+def test_every_command_takes_the_global_options_after_it(emu: Emulator, cli: Any) -> None:
+    """`--endpoint-url` and `--json` after each subcommand (no option before it at all), and
+    `--stack` after it over the one before."""
+    arn, _ = start(emu, "after-1", "after")
+    stop(emu, arn)
+    emu.pump()
+
+    rows = cli("status", "--json", endpoint_after=True)
+    assert rows.code == 0, rows.err
+    assert "after" in [r["lockId"] for r in rows.json()]
+    one = cli("status", "after", "--json", endpoint_after=True)
+    assert (one.code, one.json()["lastOwner"]) == (0, arn), one.err
+    nowhere = cli("--stack", "lock-janitor", "status", "--stack", "nope", endpoint_after=True)
+    assert (nowhere.code, "no stack named nope" in nowhere.err) == (2, True), nowhere.err
+
+    released = cli("release", "after", "--json", endpoint_after=True)
+    assert released.code == 0, released.err
+    assert released.json() == {
+        "changed": False,
+        "said": ["after is already free: nothing to do"],
+        "incidents": [],
+    }
+
+    started = cli("run", "sample", "--json", endpoint_after=True)
+    assert started.code == 0, started.err
+    name = started.json()["said"][0].split()[1]
+    run_arn = f"{emu.machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
+    emu.task_of(run_arn)
+    stop(emu, run_arn)
+    emu.pump()
+
+    dry = cli("reconcile", "--dry-run", "--json", endpoint_after=True)
+    assert dry.code == 0, dry.err
+    assert {"released", "stopped", "checked"} <= set(dry.json())
+
+    letters = cli("replay-dlq", "--dry-run", "--json", endpoint_after=True)
+    assert letters.code == 0, letters.err
+    assert isinstance(letters.json(), list)
 
 
 def test_expected_errors_are_one_line_and_an_exit_code(emu: Emulator, cli: Any) -> None:
