@@ -13,6 +13,7 @@ each lock's row says and which flags it raises:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from common.truth import (
     parse_time,
     read_history,
 )
+from lock_janitor_cli.errors import NotFound
 from lock_janitor_cli.stack import Schedule, Stack
 from reconciler.reconcile import running_executions
 
@@ -37,6 +39,8 @@ STALE = "stale"
 OVERDUE = "overdue"
 UNLOCKED_RUNNING = "unlocked-running"
 UNREADABLE = "unreadable"
+KNOWN_SHOWN = 10
+"""How many known lock ids a `no lock named` error lists."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,11 @@ class Board:
     """Execution ARN -> why it could not be described."""
     schedules: list[Schedule] = field(default_factory=list)
     schedules_error: str | None = None
+
+    @property
+    def item_ids(self) -> set[str]:
+        """The lock id of every item read, the protocol's or not."""
+        return set(self.locks) | set(self.odd)
 
 
 @dataclass(frozen=True)
@@ -100,21 +109,29 @@ class LockView:
         }
 
 
+def _lock_items(stack: Stack) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every lock's item in the table, with its lock id (kept reports are not locks)."""
+    for page in scan_pages(stack.aws.dynamodb, stack.table):
+        for item in page:
+            key = item.get(LOCK_ID, {}).get("S")
+            if isinstance(key, str) and not is_pending(item):
+                yield key, item
+
+
+def item_ids(stack: Stack) -> set[str]:
+    """The lock id of every lock's item in the table, the protocol's or not."""
+    return {key for key, _ in _lock_items(stack)}
+
+
 def read_board(stack: Stack, now: datetime | None = None) -> Board:
     aws = stack.aws
     locks: dict[str, Lock] = {}
     odd: dict[str, str] = {}
-    for page in scan_pages(aws.dynamodb, stack.table):
-        for item in page:
-            if is_pending(item):
-                continue
-            key = item.get(LOCK_ID, {}).get("S")
-            if not isinstance(key, str):
-                continue
-            try:
-                locks[key] = Lock.from_item(item)
-            except OddItem as err:
-                odd[key] = str(err)
+    for key, item in _lock_items(stack):
+        try:
+            locks[key] = Lock.from_item(item)
+        except OddItem as err:
+            odd[key] = str(err)
     arns = {lock.owner for lock in locks.values() if lock.owner}
     arns |= set(running_executions(aws, stack.state_machine_arn))
     executions: dict[str, ExecutionTruth] = {}
@@ -244,6 +261,19 @@ def lock_view(
         schedules=schedules,
         console_url=Execution(owner, name, machine).console_url if owner.count(":") >= 7 else None,
     )
+
+
+def known_locks(item_ids: Iterable[str], schedules: Iterable[Schedule]) -> list[str]:
+    """Every lock the table's items and the schedules' inputs name, sorted, each once."""
+    return sorted({*item_ids, *(s.lock_id for s in schedules if s.lock_id)})
+
+
+def no_lock_named(lock_id: str, known: Sequence[str]) -> NotFound:
+    """The error for a lock no item of the table and no schedule names (a typo, or a lock never
+    deployed): `no lock named 'X' (known: a, b, c)`, the first KNOWN_SHOWN of `known`, then
+    `, ...`."""
+    shown = ", ".join(known[:KNOWN_SHOWN]) + (", ..." if len(known) > KNOWN_SHOWN else "")
+    return NotFound(f"no lock named {lock_id!r} (known: {shown or 'none'})")
 
 
 def holder_tasks(stack: Stack, holder_arn: str) -> list[TaskTruth]:

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from common.incident import duration_text
 from lock_janitor_cli import board, operations
-from lock_janitor_cli.errors import CliError, NotFound
+from lock_janitor_cli.errors import CliError
 from lock_janitor_cli.options import GLOBALS, global_options, merged
 from lock_janitor_cli.stack import Stack, Target, aws_errors
 
@@ -108,8 +108,7 @@ def status(opts: Options, lock: str | None) -> None:
     if lock is not None:
         one = next((v for v in views if v.lock_id == lock), None)
         if one is None:
-            known = ", ".join(v.lock_id for v in views) or "none"
-            raise NotFound(f"no lock named {lock!r} in {stack.target.stack} (known: {known})")
+            raise board.no_lock_named(lock, board.known_locks(read.item_ids, read.schedules))
         tasks = board.holder_tasks(stack, one.holder_arn) if one.holder_arn else []
         if opts.as_json:
             emit(opts, {**one.to_json(), "tasks": [_task_json(t) for t in tasks]}, [])

@@ -29,7 +29,7 @@ from common.truth import (
     error_code,
 )
 from janitor.heal import RepairIncomplete, heal
-from lock_janitor_cli.board import holder_tasks
+from lock_janitor_cli.board import holder_tasks, item_ids, known_locks, no_lock_named
 from lock_janitor_cli.errors import CliError, NotFound, Refused
 from lock_janitor_cli.stack import Schedule, Stack
 from reconciler.reconcile import Reconciler, Summary
@@ -72,16 +72,32 @@ class Done:
         return {"changed": self.changed, "said": self.lines, "incidents": self.incidents}
 
 
-def read_release_case(stack: Stack, lock_id: str) -> ReleaseCase:
+def read_release_case(
+    stack: Stack, lock_id: str, schedules: list[Schedule] | None = None
+) -> ReleaseCase:
+    """The lock and its holder as they are now. A lock with no item is NotFound unless a
+    schedule names it: `schedules` when already read (run's), else read then, and only then."""
     try:
         lock = get_lock(stack.aws.dynamodb, stack.table, lock_id)
     except OddItem as err:
         raise CliError(f"{lock_id}: its item is not one the lock protocol writes ({err})") from None
+    if lock is None:
+        _require_named(stack, lock_id, stack.schedules() if schedules is None else schedules)
     if lock is None or lock.owner is None:
         return ReleaseCase(lock_id, lock, None)
     holder = describe_execution(stack.aws.stepfunctions, lock.owner)
     tasks = tuple(t for t in holder_tasks(stack, lock.owner) if t.running) if holder.alive else ()
     return ReleaseCase(lock_id, lock, holder, tasks)
+
+
+def _require_named(stack: Stack, lock_id: str, schedules: list[Schedule]) -> None:
+    """NotFound unless a schedule or an item of the table names `lock_id`; the table is read
+    (for the error's list of known locks) only when no schedule does."""
+    if any(s.lock_id == lock_id for s in schedules):
+        return
+    known = known_locks(item_ids(stack), schedules)
+    if lock_id not in known:
+        raise no_lock_named(lock_id, known)
 
 
 def release_lock(stack: Stack, case: ReleaseCase, *, force: bool, stop: bool) -> Done:
@@ -244,6 +260,7 @@ def schedule_for(stack: Stack, lock_id: str, name: str | None = None) -> Schedul
     schedules = stack.schedules()
     found = [s for s in schedules if s.lock_id == lock_id and (name is None or s.name == name)]
     if not found:
+        _require_named(stack, lock_id, schedules)
         known = sorted({s.lock_id for s in schedules if s.lock_id})
         raise NotFound(
             f"no schedule of {stack.target.stack} starts lock {lock_id!r}"
@@ -259,7 +276,7 @@ def schedule_for(stack: Stack, lock_id: str, name: str | None = None) -> Schedul
 
 def start_run(stack: Stack, lock_id: str, *, anyway: bool, schedule: str | None = None) -> Done:
     chosen = schedule_for(stack, lock_id, schedule)
-    case = read_release_case(stack, lock_id)
+    case = read_release_case(stack, lock_id, [chosen])
     if case.held and not anyway:
         assert case.holder is not None
         hint = " (it has ended: `lock-janitor release` frees it)" if not case.holder_alive else ""

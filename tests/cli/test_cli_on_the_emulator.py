@@ -404,12 +404,51 @@ def test_every_command_takes_the_global_options_after_it(emu: Emulator, cli: Any
     assert isinstance(letters.json(), list)
 
 
+def test_a_lock_nothing_names_is_not_found_and_a_known_one_costs_no_schedule_read(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    """release, run and status of a lock with no item and no schedule: NotFound, the known
+    locks listed (items and schedules); a lock with an item is read without the schedules."""
+    from local.harness import counted_calls
+    from lock_janitor_cli import board, operations
+    from lock_janitor_cli.errors import NotFound
+    from lock_janitor_cli.stack import Stack, Target
+
+    arn, _ = start(emu, "named-1", "named")
+    stop(emu, arn)
+    emu.pump()
+    stack = Stack.find(Target.resolve(None, None, None, emu.endpoint, tmp_path))
+    scheduler, dynamodb = stack.client("scheduler"), stack.aws.dynamodb
+    with counted_calls(scheduler, dynamodb) as calls:
+        case = operations.read_release_case(stack, "named")
+    assert (case.lock is not None, case.held) == (True, False)
+    assert calls == ["dynamodb.GetItem"], "a lock with an item: no schedule read, no scan"
+
+    read = board.read_board(stack)
+    known = board.known_locks(read.item_ids, read.schedules)
+    assert {"named", "sample"} <= set(known)
+    for attempt in (
+        lambda: operations.read_release_case(stack, "nothing-names-me"),
+        lambda: operations.start_run(stack, "nothing-names-me", anyway=False),
+    ):
+        with pytest.raises(NotFound) as caught:
+            attempt()
+        assert str(caught.value) == str(board.no_lock_named("nothing-names-me", known))
+    with pytest.raises(NotFound, match="no schedule of lock-janitor starts lock 'named'"):
+        operations.start_run(stack, "named", anyway=False)
+    with counted_calls(scheduler, dynamodb) as calls:
+        case = operations.read_release_case(stack, "sample")
+    assert case.lock is None or not case.held
+    assert "dynamodb.Scan" not in calls, "a schedule names it: the table is not scanned"
+
+
 def test_expected_errors_are_one_line_and_an_exit_code(emu: Emulator, cli: Any) -> None:
     cases = [
         (cli("--stack", "nope", "status"), 2, "no stack named nope"),
-        (cli("status", "no-such-lock"), 2, "no lock named 'no-such-lock'"),
+        (cli("status", "no-such-lock"), 2, "no lock named 'no-such-lock' (known: "),
         (cli("release", "sample", "--stop"), 1, "goes with --force"),
-        (cli("run", "no-such-lock"), 2, "no schedule"),
+        (cli("run", "no-such-lock"), 2, "no lock named 'no-such-lock' (known: "),
+        (cli("release", "no-such-lock", "--yes"), 2, "no lock named 'no-such-lock' (known: "),
         (cli("status", endpoint="http://127.0.0.1:9"), 1, "cannot reach AWS at http://127.0.0.1:9"),
     ]
     for ran, code, says in cases:

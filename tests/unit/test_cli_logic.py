@@ -182,3 +182,18 @@ def test_a_forced_release_and_its_follow_up_are_told_apart() -> None:
     assert own == forced(stopped=True)
     someone = ended("ABORTED", None, Repairs("released", ""), "janitor")
     assert someone.severity == Severity.HIGH
+
+
+def test_the_known_locks_are_the_items_and_the_schedules_sorted_once_and_bounded() -> None:
+    schedules = [
+        Schedule(name, "default", "rate(1 day)", "ENABLED", {"lockId": lock_id})
+        for name, lock_id in (("s1", "b"), ("s2", "a"), ("s3", " "), ("s4", "c"))
+    ]
+    assert board.known_locks({"c", "z"}, schedules) == ["a", "b", "c", "z"]
+    assert str(board.no_lock_named("x", ["a", "b"])) == "no lock named 'x' (known: a, b)"
+    assert str(board.no_lock_named("x", [])) == "no lock named 'x' (known: none)"
+    many = [f"lock-{i:02d}" for i in range(board.KNOWN_SHOWN + 3)]
+    said = str(board.no_lock_named("x", many))
+    assert said.endswith(f"lock-{board.KNOWN_SHOWN - 1:02d}, ...)")
+    assert f"lock-{board.KNOWN_SHOWN:02d}" not in said
+    assert board.no_lock_named("x", []).code == 2
