@@ -13,13 +13,13 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from common.incident import duration_text
 from lock_janitor_cli import board, operations
 from lock_janitor_cli.errors import CliError
 from lock_janitor_cli.options import GLOBALS, global_options, merged
 from lock_janitor_cli.stack import Stack, Target, aws_errors
+from lock_janitor_cli.table import dropped_note, status_table
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -123,43 +123,11 @@ def status(opts: Options, lock: str | None) -> None:
     if not views:
         out.print(f"{stack.target.stack}: no locks yet (no schedule, no item in the table)")
         return
-    table = Table(
-        title=f"{stack.target.stack} ({stack.region}): {len(views)} locks", title_justify="left"
-    )
-    for header in (
-        "LOCK",
-        "STATE",
-        "HOLDER",
-        "STATUS",
-        "HELD / TIMEOUT",
-        "TOKEN",
-        "LAST RUN",
-        "FLAGS",
-    ):
-        table.add_column(header, overflow="fold")
-    for v in views:
-        held = (
-            f"{duration_text(v.held_seconds)} / {duration_text(v.timeout_seconds)}"
-            if v.state == "held"
-            else ""
-        )
-        last = (
-            f"{v.last_outcome} {v.last_released_at or ''} by {v.last_released_by}"
-            if v.last_outcome
-            else "-"
-        )
-        flags = ", ".join(v.flags)
-        table.add_row(
-            escape(v.lock_id),
-            v.state,
-            escape(v.holder or "-"),
-            v.holder_status or "-",
-            held,
-            "-" if v.token is None else str(v.token),
-            escape(last),
-            f"[bold red]{flags}[/]" if flags else "",
-        )
+    title = f"{stack.target.stack} ({stack.region}): {len(views)} locks"
+    table, layout = status_table(views, title, out.width)
     out.print(table)
+    if left_out := dropped_note(layout, out.width):
+        err.print(escape(left_out))
     for v in views:
         for note in v.notes:
             out.print(f"{escape(v.lock_id)}: {escape(note)}")

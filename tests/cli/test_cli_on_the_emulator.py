@@ -442,6 +442,38 @@ def test_a_lock_nothing_names_is_not_found_and_a_known_one_costs_no_schedule_rea
     assert "dynamodb.Scan" not in calls, "a schedule names it: the table is not scanned"
 
 
+def test_status_is_one_line_per_lock_at_80_columns_and_through_a_pipe(
+    emu: Emulator, cli: Any
+) -> None:
+    """A holder's name as long as Step Functions allows: shortened in the middle in the table
+    (at COLUMNS=80, and piped with no COLUMNS, where rich takes 80), the columns that do not
+    fit left out and named on stderr; in full in `status LOCK` and --json."""
+    name = "narrow-20261207T031500Z-" + "0123456789abcdef" * 3 + "-c0ffee"
+    assert len(name) == 79, "Step Functions takes up to 80"
+    arn, _ = start(emu, name, "narrow")
+    locks = [r["lockId"] for r in cli("--json", "status").json()]
+    assert "narrow" in locks
+    for columns in ("80", None):
+        shown = cli("status", columns=columns)
+        assert shown.code == 0, shown.err
+        lines = shown.out.splitlines()
+        body = [line for line in lines if line.startswith("│")]
+        assert [line.split("│")[1].strip() for line in body] == locks, shown.out
+        table = lines[: lines.index(next(line for line in lines if line.startswith("└"))) + 1]
+        assert all(len(line) <= 80 for line in table), shown.out
+        row = next(line for line in body if line.split("│")[1].strip() == "narrow")
+        assert name not in row
+        assert "…" in row
+        assert "c0ffee" in row
+        assert "RUNNING" in row
+        assert "left out at 80 columns: LAST RUN" in shown.err, shown.err
+    detail = cli("status", "narrow", columns="80")
+    assert f"holder         {arn}" in detail.out
+    assert cli("--json", "status", "narrow", columns="80").json()["holder"] == arn
+    stop(emu, arn)
+    emu.pump()
+
+
 def test_expected_errors_are_one_line_and_an_exit_code(emu: Emulator, cli: Any) -> None:
     cases = [
         (cli("--stack", "nope", "status"), 2, "no stack named nope"),
