@@ -51,11 +51,13 @@ def looked_for(result: Result) -> str:
     return result.stderr.strip().removeprefix("lock-janitor: looked for ")
 
 
-def test_every_global_option_is_taken_after_every_command(invoke: Invoke) -> None:
-    after = ("--stack", "s", "--region", "r", "--profile", "p", "--endpoint-url", "http://e")
-    for command in COMMANDS:
-        assert looked_for(invoke(*command, *after)) == "s in r as p at http://e", command
-        assert looked_for(invoke(*after, *command)) == "s in r as p at http://e", command
+@pytest.mark.parametrize("command", COMMANDS, ids=[c[0] for c in COMMANDS])
+def test_every_global_option_is_taken_before_and_after_the_command(
+    invoke: Invoke, command: tuple[str, ...]
+) -> None:
+    given = ("--stack", "s", "--region", "r", "--profile", "p", "--endpoint-url", "http://e")
+    assert looked_for(invoke(*command, *given)) == "s in r as p at http://e"
+    assert looked_for(invoke(*given, *command)) == "s in r as p at http://e"
 
 
 def test_the_value_after_the_command_wins_and_the_environment_is_read_once(
