@@ -4,12 +4,15 @@ The real ASL runs under moto; the real janitor and reconciler handlers run with 
 environment. Rules start executions, let tasks exit 0 or non-zero, time runs out, abort,
 redrive (the redrive bridge; also in the middle of a repair, with or without the redrive's own
 janitor run at that moment), deliver any status-change event late, twice, out of order or
-never, make one AWS call fail once, start a copy of a run's task that its history never names,
-run the reconciler, run the operator's `lock-janitor release --force --stop` (the janitor let
-in while it waits for the run to end, or not), and let time pass. After every step:
+never, make one AWS call fail once (also: deliver an event into a repair whose StopTask fails,
+or whose run is redriven and its lock taken again just before the release is written), start a
+copy of a run's task that its history never names, run the reconciler, run the operator's
+`lock-janitor release --force --stop` (the janitor let in while it waits for the run to end, or
+not), and let time pass. After every step:
 
 - never two tasks of one lock running at once, except while a redrive (which restarts its task
-  without asking the lock) has not yet been seen by the janitor or the reconciler, or while a
+  without asking the lock) has not yet been seen by the janitor or the reconciler (which leaves
+  a run that has ended again to the janitor for the grace, as it leaves every other), or while a
   task its run's history never names runs before the reconciler's pass past the grace after
   that run ended (after that pass, it must be stopped); moto stops a task the moment StopTask
   is called, so the stop window is 0 here (on AWS: the task's stopTimeout, 30 s by default);
@@ -464,7 +467,31 @@ class LockModel(RuleBasedStateMachine):
     def deliver(self, data: st.DataObject, keep: bool) -> None:
         """Any queued event, in any order; `keep`: it will be delivered again (a duplicate)."""
         self.step("deliver" + ("-dup" if keep else ""))
+        self._deliver(data.draw(st.integers(0, len(self.events) - 1)), keep)
+
+    @precondition(lambda self: bool(self.events))
+    @rule(data=st.data())
+    def deliver_while_its_stop_fails(self, data: st.DataObject) -> None:
+        """A queued event whose repair's first StopTask fails: its release must wait (under
+        moto's instant stops, the one moment an order bug shows)."""
+        self.step("deliver-while-its-stop-fails")
+        self.fault = ("ecs", "StopTask", "ServerException")
+        self._deliver(data.draw(st.integers(0, len(self.events) - 1)), keep=False)
+
+    @precondition(lambda self: bool(self.events))
+    @rule(data=st.data())
+    def deliver_while_relocked(self, data: st.DataObject) -> None:
+        """A queued event of an ended run, whose run is redriven and its lock taken again by
+        the redrive's janitor just before the repair writes the release: the release must
+        fail on the attempt it was read at, not free the redriven run's lock."""
         index = data.draw(st.integers(0, len(self.events) - 1))
+        arn = self.events[index]["detail"]["executionArn"]
+        if self.status(arn)["status"] in {"FAILED", "ABORTED"}:
+            self.interleave = ("dynamodb", "UpdateItem", arn, True)
+        self.step("deliver-while-relocked")
+        self._deliver(index, keep=False)
+
+    def _deliver(self, index: int, keep: bool) -> None:
         event = self.events[index] if keep else self.events.pop(index)
         arn = event["detail"]["executionArn"]
         self.repaired = True
@@ -571,10 +598,21 @@ class LockModel(RuleBasedStateMachine):
             failed or self.fired or self.redrove
         ):  # it skips what it cannot read: a fault may hide a redrive from it, and a redrive
             # landing after its listings is not in them
-            self.unseen_redrives.clear()
-            self.redriven_after_reads.clear()
+            self.seen_by_the_reconciler(reconciler.now)
             self.assert_copies_stopped(reconciler.now)
         self.observe()
+
+    def seen_by_the_reconciler(self, now: datetime) -> None:
+        """The redrives a pass of the reconciler that nothing interrupted has dealt with: of a
+        live run (it takes the lock or stops the run, and stops earlier attempts' tasks), or
+        of a run that has ended again past the grace; a run ended within the grace it leaves
+        to the janitor, as it leaves every other."""
+        grace = timedelta(seconds=self.settings.grace_seconds)
+        for arn in list(self.unseen_redrives):
+            d = self.status(arn)
+            if d["status"] == "RUNNING" or now - d["stopDate"] >= grace:
+                self.unseen_redrives.discard(arn)
+                self.redriven_after_reads.discard(arn)
 
     def assert_copies_stopped(self, now: datetime) -> None:
         """After a pass of the reconciler that nothing interrupted: no copy its run's history
