@@ -261,6 +261,12 @@ def schedule_for(stack: Stack, lock_id: str, name: str | None = None) -> Schedul
     found = [s for s in schedules if s.lock_id == lock_id and (name is None or s.name == name)]
     if not found:
         _require_named(stack, lock_id, schedules)
+        if name is not None:
+            named = sorted(s.name for s in schedules if s.lock_id == lock_id)
+            raise NotFound(
+                f"no schedule named {name!r} of {stack.target.stack} starts lock {lock_id!r}"
+                + (f" (schedules of {lock_id}: {', '.join(named)})" if named else "")
+            )
         known = sorted({s.lock_id for s in schedules if s.lock_id})
         raise NotFound(
             f"no schedule of {stack.target.stack} starts lock {lock_id!r}"

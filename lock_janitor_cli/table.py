@@ -32,7 +32,8 @@ def _held(v: LockView) -> str:
 def _last(v: LockView) -> str:
     if not v.last_outcome:
         return "-"
-    return f"{v.last_outcome} {v.last_released_at or ''} by {v.last_released_by}"
+    parts = [v.last_outcome, v.last_released_at, v.last_released_by and f"by {v.last_released_by}"]
+    return " ".join(p for p in parts if p)
 
 
 @dataclass(frozen=True)

@@ -491,6 +491,7 @@ def test_expected_errors_are_one_line_and_an_exit_code(emu: Emulator, cli: Any) 
         (cli("release", "sample", "--stop"), 1, "goes with --force"),
         (cli("run", "no-such-lock"), 2, "no lock named 'no-such-lock' (known: "),
         (cli("release", "no-such-lock", "--yes"), 2, "no lock named 'no-such-lock' (known: "),
+        (cli("run", "sample", "--schedule", "nope"), 2, "no schedule named 'nope' of "),
         (cli("status", endpoint="http://127.0.0.1:9"), 1, "cannot reach AWS at http://127.0.0.1:9"),
     ]
     for ran, code, says in cases:

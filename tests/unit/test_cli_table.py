@@ -135,3 +135,14 @@ def test_narrower_than_anything_fits_still_one_line_per_lock() -> None:
     assert note is not None
     assert len(lines) == 1 + 3 + len(VIEWS) + 1, "\n".join(lines)
     assert all(len(line) <= 40 for line in lines), "\n".join(lines)
+
+
+def test_the_last_run_says_only_what_the_item_records() -> None:
+    whole = held("a", "n")
+    bare = board.LockView("b", "free", last_outcome="STALE")
+    cells = {
+        v.lock_id: dict(zip([c.header for c in COLUMNS], row, strict=True))
+        for v, row in ((v, [c.cell(v) for c in COLUMNS]) for v in (whole, bare))
+    }
+    assert cells["a"]["LAST RUN"] == "SUCCEEDED 2026-12-05T03:12:44.123Z by janitor"
+    assert cells["b"]["LAST RUN"] == "STALE"
