@@ -204,6 +204,19 @@ def test_status_change_event_gap_and_bridge(world: World) -> None:
     assert change.stop_ms is None
 
 
+def run_to_its_end(world: World, machine: str, name: str, payload: Any) -> dict[str, Any]:
+    """Start an execution of `machine` and wait until it has ended: its DescribeExecution."""
+    execution = world.sfn.start_execution(
+        stateMachineArn=machine, name=name, input=json.dumps(payload)
+    )["executionArn"]
+    result: dict[str, Any] = wait_for(
+        lambda: (
+            (d := world.sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d
+        )
+    )
+    return result
+
+
 def test_jsonata_without_jvm_gap_and_bridge(world: World) -> None:
     """A JSONata Choice: moto cannot evaluate it (its JVM bridge never starts); with the bridge
     it branches as Step Functions would, astral characters in the input included."""
@@ -225,16 +238,7 @@ def test_jsonata_without_jvm_gap_and_bridge(world: World) -> None:
     )["stateMachineArn"]
 
     def run(name: str, value: str) -> dict[str, Any]:
-        execution = world.sfn.start_execution(
-            stateMachineArn=arn, name=name, input=json.dumps({"name": value})
-        )["executionArn"]
-        result: dict[str, Any] = wait_for(
-            lambda: (
-                (d := world.sfn.describe_execution(executionArn=execution))["status"] != "RUNNING"
-                and d
-            )
-        )
-        return result
+        return run_to_its_end(world, arn, name, {"name": value})
 
     gap = run("gap", "ab")
     assert gap["status"] == "FAILED", "the gap: moto fails the JSONata evaluation"
@@ -280,16 +284,8 @@ def test_jsonata_errors_are_query_evaluation_errors_gap_and_bridge(world: World)
     )["stateMachineArn"]
 
     def run(name: str, ok: bool) -> tuple[dict[str, Any], list[str]]:
-        execution = world.sfn.start_execution(
-            stateMachineArn=arn, name=name, input=json.dumps({"ok": ok})
-        )["executionArn"]
-        done: dict[str, Any] = wait_for(
-            lambda: (
-                (d := world.sfn.describe_execution(executionArn=execution))["status"] != "RUNNING"
-                and d
-            )
-        )
-        events = world.sfn.get_execution_history(executionArn=execution)["events"]
+        done = run_to_its_end(world, arn, name, {"ok": ok})
+        events = world.sfn.get_execution_history(executionArn=done["executionArn"])["events"]
         return done, [e["type"] for e in events]
 
     with moto_bridges.jsonata_without_jvm():
