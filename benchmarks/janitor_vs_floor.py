@@ -28,6 +28,7 @@ from benchmarks.stage import (
     fail,
     start_runs,
     status_event,
+    stopping,
     tasks_of,
     wait_ended,
 )
@@ -47,8 +48,16 @@ class Kind:
     with_input: bool = True
 
 
+def _abort_stopping(emu: Emulator, runs: Sequence[str], tasks: Sequence[str]) -> None:
+    """The runs aborted, and Step Functions' own best-effort stop of each one's `.sync` task
+    begun: the janitor finds the task stopping and makes no StopTask."""
+    abort(emu, runs)
+    stopping(tasks)
+
+
 KINDS = (
-    Kind("abort, orphan task", lambda emu, runs, tasks: abort(emu, runs)),
+    Kind("abort, task still running", lambda emu, runs, tasks: abort(emu, runs)),
+    Kind("abort, task already stopping", _abort_stopping),
     Kind("failure, task already exited", lambda emu, runs, tasks: fail(emu, tasks)),
     Kind("abort, input left out of the event", lambda emu, runs, tasks: abort(emu, runs), False),
 )
