@@ -163,23 +163,24 @@ def _measure_kind(emu: Emulator, kind: Kind, count: int) -> tuple[Side, Side]:
     return janitor, floor
 
 
+COLUMNS = [
+    "incident",
+    "janitor calls",
+    "floor calls",
+    "target <= floor + 1",
+    "met",
+    "janitor time",
+    "floor time",
+    "ratio",
+    "target <= 1.3x",
+    "met",
+]
+"""The columns of the janitor-vs-floor table (docs/performance.md reads its cells by them)."""
+
+
 def run(quick: bool = False) -> list[Table]:
     count = 3 if quick else INCIDENTS
-    table = Table(
-        f"Janitor vs the floor ({count} incidents of each kind, each side)",
-        [
-            "incident",
-            "janitor calls",
-            "floor calls",
-            "target <= floor + 1",
-            "met",
-            "janitor time",
-            "floor time",
-            "ratio",
-            "target <= 1.3x",
-            "met",
-        ],
-    )
+    table = Table(f"Janitor vs the floor ({count} incidents of each kind, each side)", COLUMNS)
     sequence = Table(
         "Calls in sequence (round trips): what sets the time where a call is a network round trip",
         ["incident", "janitor", "floor", "janitor / floor"],

@@ -10,26 +10,15 @@ from pathlib import Path
 import pytest
 
 from benchmarks import __main__ as bench
-from benchmarks import document
+from benchmarks import document, janitor_vs_floor
 from benchmarks.report import Table
-
-JVF_COLUMNS = [
-    "incident",
-    "janitor calls",
-    "floor calls",
-    "target <= floor + 1",
-    "met",
-    "janitor time",
-    "floor time",
-    "ratio",
-    "target <= 1.3x",
-    "met",
-]
 
 
 def figures() -> dict[str, list[Table]]:
     """One table (or more) per part, titled and shaped as the parts title and shape theirs."""
-    calls = Table("Janitor vs the floor (200 incidents of each kind, each side)", JVF_COLUMNS)
+    calls = Table(
+        "Janitor vs the floor (200 incidents of each kind, each side)", janitor_vs_floor.COLUMNS
+    )
     calls.add("abort, task still running", 6, 4, "<= 5", "NO", "47.8 ms", "29.7 ms", "1.61x",
               "<= 1.30x", "NO")  # fmt: skip
     calls.add("abort, task already stopping", 5, 4, "<= 5", "yes", "40.1 ms", "31.0 ms", "1.29x",
