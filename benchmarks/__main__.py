@@ -1,6 +1,6 @@
 """make bench: every figure, each measured in the same run as what it is compared with.
 
-python -m benchmarks            every part, full size (13 to 20 minutes on 2 cores); writes
+python -m benchmarks            every part, full size (13 to 26 minutes on 2 cores); writes
                                 docs/performance.md from the run (--out PATH: elsewhere)
 python -m benchmarks --quick    every part, smallest sizes (a smoke run; writes nothing)
 python -m benchmarks storm ...  only the parts named (writes nothing)
