@@ -101,5 +101,5 @@ N ?= 1000
 model: $(STAMP) ## The lock's stateful model at length: N examples (default 1000), prints what it checked
 	MODEL_EXAMPLES=$(N) MODEL_RANDOM=1 $(BIN)/pytest -q -s -p no:cacheprovider -n 0 tests/model
 
-bench: $(STAMP) ## Benchmarks: every figure side by side with its floor (ARGS="--quick" or part names)
+bench: $(STAMP) ## Benchmarks: every figure beside its floor; a full run writes docs/performance.md (ARGS="--quick" or part names: writes nothing)
 	PYTHONPATH=src:. $(BIN)/python -m benchmarks $(ARGS)

@@ -1,4 +1,4 @@
-"""The bench's output: one Markdown table per figure, the way the README shows them."""
+"""The bench's output: one Markdown table per figure, the way docs/performance.md shows them."""
 
 from __future__ import annotations
 

@@ -10,7 +10,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from local.bridges import status_change_event
+from moto.backends import get_backend
+
+from local.bridges import ECS_TASKS, status_change_event
 from local.emulator import Emulator
 from local.knobs import fast_moto, quick_sync_polls
 from local.timeline import Timeline
@@ -59,6 +61,23 @@ def abort(emu: Emulator, runs: Sequence[str]) -> None:
     sfn = emu.client("stepfunctions")
     for arn in runs:
         sfn.stop_execution(executionArn=arn, error="Operator", cause="bench")
+
+
+STOPPING_REASON = "Execution stopped: Step Functions stops its .sync task (bench)"
+
+
+def stopping(tasks: Sequence[str]) -> None:
+    """Each task is already stopping, as when Step Functions has made its best-effort stop of an
+    aborted run's `.sync` task: ECS was asked to stop it (desiredStatus STOPPED) and it has not
+    stopped yet (lastStatus RUNNING). moto stops a task at once on StopTask, so the bench sets
+    the state itself, in the emulator's own process."""
+    for arn in tasks:
+        region, account = arn.split(":")[3], arn.split(":")[4]
+        cluster = arn.split(":task/", 1)[1].split("/", maxsplit=1)[0]
+        task = get_backend("ecs")[account][region].tasks[cluster][arn]
+        with ECS_TASKS:  # no DescribeTasks answers with the task half-changed
+            task.desired_status = "STOPPED"
+            task.stopped_reason = STOPPING_REASON
 
 
 def fail(emu: Emulator, tasks: Sequence[str]) -> None:

@@ -36,7 +36,7 @@ BACKOFF_CAP_SECONDS = 3600
 
 def backoff(receive_count: int) -> int:
     """Seconds before a record that failed on its `receive_count`-th receive comes back: 30 s,
-    doubling, at most an hour (README.md, "When Slack is down", adds these up)."""
+    doubling, at most an hour (docs/alerts.md, "When Slack is down", adds these up)."""
     return int(min(BACKOFF_BASE_SECONDS * 2 ** max(receive_count - 1, 0), BACKOFF_CAP_SECONDS))
 
 

@@ -2,8 +2,8 @@
 
 Published once to AlertsTopic with `MessageStructure: json`: subscribers over SQS and Lambda get
 the JSON document; email and everything else get `default`, a readable text. Message attributes
-`severity`, `status` and `lockId` let subscriptions filter. README.md, "Incidents", documents the
-format for subscribers; `version` changes if a field ever changes meaning."""
+`severity`, `status` and `lockId` let subscriptions filter. docs/operations.md, "Incidents",
+documents the format for subscribers; `version` changes if a field ever changes meaning."""
 
 from __future__ import annotations
 

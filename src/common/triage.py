@@ -1,6 +1,6 @@
 """How severe each kind of incident is, and what on-call should do about it: decided here, for
-every kind, from what happened and what was repaired. Pure; README.md, "What on-call sees",
-is this module in a table."""
+every kind, from what happened and what was repaired. Pure; docs/operations.md, "What on-call
+sees", is this module in a table."""
 
 from __future__ import annotations
 

@@ -29,9 +29,23 @@ def test_janitor_and_floor_make_the_repairs_they_are_said_to() -> None:
         assert 1 <= float(in_sequence[1]) <= float(calls[1]), "the janitor's round trips"
         assert float(in_sequence[2]) == float(calls[2]), "the floor makes one call at a time"
     called = {(r[0], r[1]): r[2] for r in shapes.rows}
-    assert "StopTask" in called[("abort, orphan task", "janitor")]
-    assert "StopTask" in called[("abort, orphan task", "floor")]
+    assert "StopTask" in called[("abort, task still running", "janitor")]
+    assert "StopTask" in called[("abort, task still running", "floor")]
     assert "DescribeExecution" in called[("abort, input left out of the event", "floor")]
+    # Step Functions' own stop of an aborted run's task has begun: the janitor reads the task
+    # (DescribeTasks) and makes no StopTask; the floor, which never asks, stops it regardless.
+    stopping = "abort, task already stopping"
+    assert rows(table)[stopping][:2] == ["5", "4"], (
+        "2 reads at once, DescribeTasks, UpdateItem, Publish"
+    )
+    assert rows(sequence)[stopping][:2] == ["4", "4"]
+    janitor = [r[2] for r in shapes.rows if r[:2] == [stopping, "janitor"]]
+    floor = [r[2] for r in shapes.rows if r[:2] == [stopping, "floor"]]
+    assert janitor, "the janitor's calls are listed"
+    assert not any("StopTask" in c for c in janitor), janitor
+    assert all("DescribeTasks" in c for c in janitor), janitor
+    assert floor, "the floor's calls are listed"
+    assert all("StopTask" in c for c in floor), floor
 
 
 def test_reconciler_growth_heals_every_stale_lock_it_counts() -> None:

@@ -239,7 +239,7 @@ def test_every_schedule_keeps_what_it_could_not_start() -> None:
     assert template["Resources"]["SchedulesDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"]
 
 
-def test_the_readme_says_how_long_a_slack_outage_is_bridged_from_the_templates_numbers() -> None:
+def test_alerts_doc_says_how_long_a_slack_outage_is_bridged_from_the_templates_numbers() -> None:
     """The queue dead-letters on receive maxReceiveCount; every receive before it that fails
     comes back after alerts.deliver.backoff(receive)."""
     from alerts.deliver import backoff
@@ -248,9 +248,9 @@ def test_the_readme_says_how_long_a_slack_outage_is_bridged_from_the_templates_n
     receives = resources()["AlertsQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
     bridged = sum(backoff(n) for n in range(1, receives))
     hours, rest = divmod(bridged, 3600)
-    readme = (ROOT / "README.md").read_text()
-    assert f"**{receives}th** receive" in readme
-    assert f"({bridged:,} s, {hours} h {rest // 60:02d} min" in readme
-    assert f"about {round(bridged / 3600)} hours" in readme
+    alerts_doc = (ROOT / "docs" / "alerts.md").read_text()
+    assert f"**{receives}th** receive" in alerts_doc
+    assert f"({bridged:,} s, {hours} h {rest // 60:02d} min" in alerts_doc
+    assert f"about {round(bridged / 3600)} hours" in alerts_doc
     visibility = resources()["AlertsQueue"]["Properties"]["VisibilityTimeout"]
     assert visibility >= 6 * resources()["AlertsFunction"]["Properties"]["Timeout"]

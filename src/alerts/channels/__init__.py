@@ -2,8 +2,8 @@
 render (a single incident, a digest, an alarm, and the minimal forms used when the full one is
 rejected), post, and classify what went wrong as "retry later" or "rejected". The deliverer
 (alerts.deliver) does the rest for every channel alike: exactly once per key, digests in a storm,
-pacing, fallbacks, and sending records back when a post did not happen. README.md, "Adding an
-alert channel", walks through adding one."""
+pacing, fallbacks, and sending records back when a post did not happen. docs/alerts.md, "Adding
+an alert channel", walks through adding one."""
 
 from __future__ import annotations
 
