@@ -281,8 +281,11 @@ def release(
         ":attempt": {"N": str(attempt)},
     }
     condition = fence.condition(names, values)
+    # RedriveCount stays: the attempt the released tenure was taken for (absent: by the state
+    # machine, at attempt 0), which tells the release's report since which attempt its stops
+    # went unreported (common.repair). The next acquisition sets or removes it.
     update = (
-        "REMOVE #owner, #acquiredAt, #acquiredBy, #stateMachine, #timeout, #redrives, #overdue "
+        "REMOVE #owner, #acquiredAt, #acquiredBy, #stateMachine, #timeout, #overdue "
         "SET #lastOwner = :fenceOwner, #lastOutcome = :outcome, "
         "#lastReleasedAt = :now, #lastReleasedBy = :by, #lastAttempt = :attempt"
     )

@@ -210,16 +210,30 @@ def _lock_state(  # noqa: PLR0911 - one return per state of the lock
     return "held_by_other", f"{lock_id}: held by {holder}; left alone", holder, None
 
 
+def _attempts_claimed(s: Snapshot, lock_state: str) -> range:
+    """The attempts of the execution whose stops this report claims: its own; and, when it
+    tells the release of the execution's lock, every attempt since that tenure was taken (the
+    released item keeps RedriveCount; absent: taken by the state machine at attempt 0). Every
+    heal that completes while an execution holds its lock writes the lock, so a stop made for
+    an attempt in between was made by a heal that never completed, and was never reported
+    (its execution redriven before the retry)."""
+    current = s.execution.redrive_count
+    if lock_state != "released" or s.lock is None:
+        return range(current, current + 1)
+    return range(min(s.lock.redrive_count or 0, current), current + 1)
+
+
 def repairs_of(s: Snapshot, *, taken_over_from: str | None = None) -> Repairs:
     """What the durable state says was repaired for this execution, by whom."""
     claims: list[str] = []
     state, detail, holder, released_by = _lock_state(s, claims, taken_over_from)
     if s.history_missing:
         detail += "; the execution's history no longer exists, so its tasks were not checked"
+    claimed = _attempts_claimed(s, state)
     stopped, already, running = [], [], []
     for t in s.tasks:
         by = t.stopped_by
-        if by in REPAIRERS and t.stopped_for == s.execution.redrive_count:
+        if by in REPAIRERS and t.stopped_for in claimed:
             stopped.append(t.arn)
             claims.append(f"stopped {t.arn} by {by}")
         elif t.running:

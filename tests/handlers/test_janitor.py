@@ -385,6 +385,53 @@ def test_dynamodb_throttling_leaves_the_release_to_the_retry(
     assert incident["severity"] == "high"
 
 
+def test_a_stop_whose_heal_never_completed_is_reported_by_the_release_of_a_later_attempt(
+    janitor: Janitor, machine: Machine
+) -> None:
+    """The janitor stops attempt 0's task, then cannot release (throttled); the run is
+    redriven and ends again before the retry. The release for attempt 1 reports both stops:
+    attempt 0's heal never completed, so nothing else ever will."""
+    arn, first = machine.abort("redriven-before-the-retry")
+    with failing_call(clients.dynamodb(), "UpdateItem", "ThrottlingException"):
+        with pytest.raises(RepairIncomplete):
+            janitor(event(machine, arn))
+    assert not running(machine, first)
+    second = machine.redrive(arn)
+    machine.sfn.stop_execution(executionArn=arn, error="Operator", cause="again")
+    machine.wait_done(arn)
+
+    janitor(event(machine, arn))
+
+    assert not running(machine, second)
+    assert "Owner" not in machine.lock()
+    _, incident = one_incident(machine)
+    assert incident["repairs"]["lock"] == "released"
+    assert sorted(incident["repairs"]["tasksStopped"]) == sorted([first, second])
+    assert f"stopped {first} by janitor" in incident["repairs"]["claims"]
+
+
+def test_stops_reported_by_an_earlier_attempts_release_are_not_reported_again(
+    janitor: Janitor, machine: Machine
+) -> None:
+    """Attempt 0's heal completed (its stop reported with its release); the redriven run's
+    lock was taken again for attempt 1, which ends: its release reports its own stops only."""
+    arn, first = machine.abort("reported-once")
+    janitor(event(machine, arn))
+    assert one_incident(machine)[1]["repairs"]["tasksStopped"] == [first]
+    second = machine.redrive(arn)
+    janitor(event(machine, arn))  # the redrive's event: the lock taken for attempt 1
+    assert machine.lock()["RedriveCount"] == "1"
+    incidents(machine)
+    machine.sfn.stop_execution(executionArn=arn, error="Operator", cause="again")
+    machine.wait_done(arn)
+
+    janitor(event(machine, arn))
+
+    _, incident = one_incident(machine)
+    assert incident["repairs"]["lock"] == "released"
+    assert incident["repairs"]["tasksStopped"] == [second], "attempt 0's stop was reported"
+
+
 @pytest.mark.parametrize(
     ("code", "message"),
     [
