@@ -1,1 +1,2 @@
-"""Alerts: incidents and alarms from AlertsTopic, to Slack."""
+"""Alerts: incidents and alarms from AlertsTopic, delivered to each configured channel (Slack,
+email): paced, retried, and sent once."""
