@@ -111,6 +111,9 @@ class Healer:
     seen: Mapping[str, Sequence[TaskTruth]] | None = None
     """Execution ARN -> its tasks found running in the cluster by LOCK_OWNER, when the caller
     listed the cluster (the reconciler); None: not listed."""
+    cluster_unread: bool = False
+    """The caller (the reconciler) could not list the cluster: a task no history names may run
+    with any owner, so no lock is released now (the next pass, which lists it, does)."""
 
     def report(self, healed: Healed, reported_by: str) -> Incident | None:
         """The incident for a healed execution (common.repair.report), with links to its failed
@@ -271,7 +274,12 @@ class Healer:
             self._stop(done, task)
         if plan.stop_execution and done.after.stopping:
             self._stop_tasks_started_meanwhile(done)
-        if plan.release and not done.undone:
+        if plan.release and self.cluster_unread:
+            done.undone.append(
+                f"release {s.lock_id}: waits until the cluster's tasks can be listed (a task "
+                "its history does not name may run)"
+            )
+        elif plan.release and not done.undone:
             self._release(done)
         elif plan.release:
             done.undone.append(f"release {s.lock_id}: waits until its tasks are stopped")

@@ -11,7 +11,7 @@ so a late janitor event and the reconciler report the same repairs under the sam
 - a task whose execution has ended, on the same grace: stopped (and that execution's lock, if
   it still holds one, released), whether or not the execution's history names it; the cluster
   is listed first, so a dead holder's lock is released only once every task found with its
-  LOCK_OWNER is stopped;
+  LOCK_OWNER is stopped (and, when the cluster cannot be listed, no lock is released that run);
 - a live run running without its lock (a redrive whose event was lost): it takes the lock, or is
   stopped when another live run holds it; a redriven run's tasks of earlier attempts: stopped;
 - a holder running past its timeoutSeconds plus a margin (confirmed with DescribeExecution):
@@ -144,6 +144,7 @@ class Reconciler:
             now=lambda: self.now,
             outcome=Outcome.STALE,
             seen=self._seen,
+            cluster_unread=self._seen is None,
         )
 
     def _describe(self, arn: str) -> ExecutionTruth:

@@ -571,6 +571,27 @@ def test_a_dead_holders_lock_waits_for_the_stop_of_every_task_found_with_its_own
     assert "Owner" not in machine.lock()
 
 
+def test_no_lock_is_released_while_the_cluster_cannot_be_listed(
+    reconcile: Reconcile, machine: Machine
+) -> None:
+    """The listing of the cluster fails (throttled): the copy its history never names could be
+    running, so the dead holder's named task is stopped but its lock stays, said as left
+    undone; the next run lists the cluster, stops the copy, and only then frees the lock."""
+    arn, named = machine.abort("cluster-unlisted")
+    unseen = machine.unseen_copy(named)
+
+    with failing_call(clients.ecs(), "ListTasks", "ThrottlingException") as raised:
+        reconcile()
+    assert raised == ["ThrottlingException"]
+    assert not running(machine, named)
+    assert running(machine, unseen)
+    assert machine.lock()["Owner"] == arn, "held while a task no history names may run"
+
+    reconcile()
+    assert not running(machine, unseen)
+    assert "Owner" not in machine.lock()
+
+
 def test_a_task_found_after_its_owners_lock_was_released_is_stopped_and_reported_anew(
     reconcile: Reconcile, machine: Machine, janitor: Janitor
 ) -> None:
