@@ -18,7 +18,7 @@ from local.bridges import status_change_event
 from local.harness import counted_calls, function_environment, received_incidents
 from reconciler.reconcile import BadInput, Reconciler
 from tests.handlers.conftest import Janitor, Reconcile
-from tests.support.faults import before_call, failing_call
+from tests.support.faults import before_call, failing_call, with_params
 from tests.support.logs import captured
 from tests.support.machine import Machine
 
@@ -556,12 +556,8 @@ def test_a_dead_holders_lock_waits_for_the_stop_of_every_task_found_with_its_own
             refused.append(unseen)
             raise ClientError({"Error": {"Code": "ServerException", "Message": "no"}}, "StopTask")
 
-    ecs = clients.ecs()
-    ecs.meta.events.register("before-parameter-build.ecs.StopTask", refuse_the_copy)
-    try:
+    with with_params(clients.ecs(), "StopTask", refuse_the_copy):
         reconcile()
-    finally:
-        ecs.meta.events.unregister("before-parameter-build.ecs.StopTask", refuse_the_copy)
     assert refused == [unseen]
     assert running(machine, unseen)
     assert machine.lock()["Owner"] == arn, "held while a task of its dead holder may run"

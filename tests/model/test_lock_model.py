@@ -70,7 +70,7 @@ from local.knobs import cached_asl_trees, quick_sync_polls
 from lock_janitor_cli import operations
 from reconciler.reconcile import Reconciler
 from tests.handlers.conftest import resolve_handler
-from tests.support.faults import before_call, failing_call
+from tests.support.faults import before_call, failing_call, with_params
 from tests.support.machine import Machine, running_machine
 
 EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "200"))
@@ -304,24 +304,15 @@ class LockModel(RuleBasedStateMachine):
                 self.failed_stops.append(str(params.get("task")))
                 raise ClientError({"Error": {"Code": code, "Message": "injected"}}, "StopTask")
 
-        event = "before-parameter-build.ecs.StopTask"
-        ecs.meta.events.register(event, fail)
-        try:
+        with with_params(ecs, "StopTask", fail):
             yield
-        finally:
-            ecs.meta.events.unregister(event, fail)
 
     @contextlib.contextmanager
     def _releases_checked(self) -> Iterator[None]:
         """Every release the janitor or the reconciler makes in the step, checked just before
         the write goes out (`_check_release`)."""
-        ddb = clients.dynamodb()
-        event = "before-parameter-build.dynamodb.UpdateItem"
-        ddb.meta.events.register(event, self._check_release)
-        try:
+        with with_params(clients.dynamodb(), "UpdateItem", self._check_release):
             yield
-        finally:
-            ddb.meta.events.unregister(event, self._check_release)
 
     def _check_release(self, params: dict[str, Any], **_: Any) -> None:
         values = params.get("ExpressionAttributeValues") or {}

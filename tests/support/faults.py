@@ -49,6 +49,18 @@ def before_call(client: Any, operation: str, hook: Callable[..., Any]) -> Iterat
 
 
 @contextlib.contextmanager
+def with_params(client: Any, operation: str, hook: Callable[..., Any]) -> Iterator[None]:
+    """`hook(params, **_)` runs just before each `client.<operation>` call is built, with the
+    call's parameters (to see what is written, or to fail the call for one of them)."""
+    event = f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+    client.meta.events.register(event, hook)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(event, hook)
+
+
+@contextlib.contextmanager
 def failing_call(
     client: Any, operation: str, code: str, message: str = "injected", times: int = 1
 ) -> Iterator[list[str]]:
