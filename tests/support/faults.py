@@ -37,27 +37,30 @@ def ecs_run_task_fails(code: str, message: str, times: int) -> Iterator[list[str
 
 
 @contextlib.contextmanager
-def before_call(client: Any, operation: str, hook: Callable[..., Any]) -> Iterator[None]:
+def _on(stage: str, client: Any, operation: str, hook: Callable[..., Any]) -> Iterator[None]:
+    """`hook` registered on botocore's `<stage>.<service>.<operation>` event while inside."""
+    event = f"{stage}.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+    client.meta.events.register(event, hook)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(event, hook)
+
+
+def before_call(
+    client: Any, operation: str, hook: Callable[..., Any]
+) -> contextlib.AbstractContextManager[None]:
     """`hook` runs just before each `client.<operation>` call (to change the world between two
     of the code's reads, or to make the call fail)."""
-    event = f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
-    client.meta.events.register(event, hook)
-    try:
-        yield
-    finally:
-        client.meta.events.unregister(event, hook)
+    return _on("before-call", client, operation, hook)
 
 
-@contextlib.contextmanager
-def with_params(client: Any, operation: str, hook: Callable[..., Any]) -> Iterator[None]:
+def with_params(
+    client: Any, operation: str, hook: Callable[..., Any]
+) -> contextlib.AbstractContextManager[None]:
     """`hook(params, **_)` runs just before each `client.<operation>` call is built, with the
     call's parameters (to see what is written, or to fail the call for one of them)."""
-    event = f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}.{operation}"
-    client.meta.events.register(event, hook)
-    try:
-        yield
-    finally:
-        client.meta.events.unregister(event, hook)
+    return _on("before-parameter-build", client, operation, hook)
 
 
 @contextlib.contextmanager
